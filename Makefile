@@ -1,0 +1,49 @@
+# The README's commands: `make run` (gateway on this PC) and `make test` (every test, every runtime).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+CACHE := .cache
+MPY32 := $(CACHE)/mpy32/micropython-32-plain
+UMQTT := $(CACHE)/umqtt/umqtt/simple.py
+STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
+export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
+
+.PHONY: test run venv deps mpy32 umqtt clean help
+
+help:
+	@echo "make test   run every test under cpython, mpy64 and mpy32"
+	@echo "make run    run the gateway on this PC (see README)"
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements-dev.txt
+	$(VPY) -m pip install -q -e . --no-deps
+	@rm -f $(VENV)/.deps-*
+	@touch $@
+
+venv: $(STAMP)
+
+$(UMQTT): tools/fetch_umqtt.sh | $(STAMP)
+	tools/fetch_umqtt.sh $(VENV)/bin/pip $(CACHE)/umqtt
+
+umqtt: $(UMQTT)
+
+# The 32-bit single-float interpreter. Where it cannot be built (no apt), say so loudly and go on;
+# CI=true turns the missing interpreter into failing tests.
+mpy32:
+	@tools/build_mpy32.sh $(CACHE)/mpy32 >/dev/null || { \
+	  echo "****************************************************************"; \
+	  echo "* WARNING: the mpy32 interpreter could not be built on this     *"; \
+	  echo "* machine; its tests will be reported as not run.               *"; \
+	  echo "****************************************************************"; }
+
+deps: venv umqtt mpy32
+
+test: deps
+	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist

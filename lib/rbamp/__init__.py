@@ -1,0 +1,1 @@
+"""rbAmp driver (work in progress: only the clock seam exists so far)."""

@@ -1,0 +1,73 @@
+"""The one time seam of the driver: every tick read, sleep and async sleep goes through a clock.
+
+A clock object offers ``ticks_us()``, ``ticks_ms()``, ``ticks_diff(a, b)``, ``ticks_add(t, d)``,
+``sleep_ms(ms)``, ``sleep_us(us)`` and the coroutine ``asleep_ms(ms)``. ``SYSTEM_CLOCK`` uses
+``time.ticks_*`` on MicroPython; on CPython it emulates them with a 2**30 wrap, the period of
+the 32-bit boards, so wrap bugs show on the host too. Tests pass a virtual clock instead.
+"""
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover - every supported runtime has asyncio
+    asyncio = None
+
+import time
+
+# Ticks wrap at 2**30 on the boards. Kept as MASK/HALF so arithmetic stays in 31-bit small ints.
+TICKS_MASK_30 = 0x3FFFFFFF
+TICKS_HALF_30 = 0x20000000
+
+
+def _emulated_ticks_diff(a, b):
+    d = a - b
+    if d >= TICKS_HALF_30:
+        return d - TICKS_MASK_30 - 1
+    if d < -TICKS_HALF_30:
+        return d + TICKS_MASK_30 + 1
+    return d
+
+
+def _emulated_ticks_add(t, delta):
+    return (t + delta) & TICKS_MASK_30
+
+
+class SystemClock:
+    """The board's (or host's) own time. Methods are plain attributes so a call allocates nothing."""
+
+    def __init__(self):
+        if hasattr(time, "ticks_us"):
+            self.ticks_us = time.ticks_us
+            self.ticks_ms = time.ticks_ms
+            self.ticks_diff = time.ticks_diff
+            self.ticks_add = time.ticks_add
+            self.sleep_ms = time.sleep_ms
+            self.sleep_us = time.sleep_us
+            self._native = True
+        else:
+            self.ticks_diff = _emulated_ticks_diff
+            self.ticks_add = _emulated_ticks_add
+            self._native = False
+
+    # CPython fallbacks; on MicroPython the instance attributes above shadow these.
+    def ticks_us(self):
+        return (time.monotonic_ns() // 1000) & TICKS_MASK_30
+
+    def ticks_ms(self):
+        return (time.monotonic_ns() // 1000000) & TICKS_MASK_30
+
+    def sleep_ms(self, ms):
+        if ms > 0:
+            time.sleep(ms / 1000)
+
+    def sleep_us(self, us):
+        if us > 0:
+            time.sleep(us / 1000000)
+
+    async def asleep_ms(self, ms):
+        if self._native:
+            await asyncio.sleep_ms(ms)
+        else:
+            await asyncio.sleep(ms / 1000)
+
+
+SYSTEM_CLOCK = SystemClock()
