@@ -145,3 +145,34 @@ class VirtualClock:
 
     def now_s(self):
         return self.now_us() / 1000000
+
+
+class RealClock:
+    """Wall-clock time for ``make run``: the system clock seam plus ``now_us()``.
+
+    ``now_us`` accumulates tick differences, so it must be read at least once per half tick period
+    (the simulated modules read it on every bus transaction, several times a second).
+    """
+
+    def __init__(self):
+        from rbamp.clock import SYSTEM_CLOCK
+
+        base = SYSTEM_CLOCK
+        self.ticks_us = base.ticks_us
+        self.ticks_ms = base.ticks_ms
+        self.ticks_diff = base.ticks_diff
+        self.ticks_add = base.ticks_add
+        self.sleep_ms = base.sleep_ms
+        self.sleep_us = base.sleep_us
+        self.asleep_ms = base.asleep_ms
+        self._last = base.ticks_us()
+        self._elapsed = 0
+
+    def now_us(self):
+        now = self.ticks_us()
+        self._elapsed += self.ticks_diff(now, self._last)
+        self._last = now
+        return self._elapsed
+
+    def now_s(self):
+        return self.now_us() / 1000000
