@@ -130,7 +130,7 @@ class CrossRuntimeModule(pytest.File):
         env["MICROPYPATH"] = os.pathsep.join([".frozen"] + _search_path(str(self.path.parent)))
         env["XRT_RUNTIME"] = runtime
         env["XRT_TMPDIR"] = tmp
-        cmd = [binary, "-X", "heapsize=64M", "-m", "xrt.runner", self.module_name, results_path] + names
+        cmd = [binary, "-m", "xrt.runner", self.module_name, results_path] + names
         try:
             proc = subprocess.run(
                 cmd, env=env, capture_output=True, text=True, timeout=MODULE_TIMEOUT_S,
