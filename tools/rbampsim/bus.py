@@ -141,7 +141,7 @@ class _SimBus:
         tick = data[3] | (data[4] << 8)
         for module in listeners:
             module.latch_by_general_call(tick)
-        return len(data) + 1
+        return len(data)
 
 
 class SimI2C(_SimBus):
@@ -203,7 +203,8 @@ class SimI2C(_SimBus):
             module.pointer = buf[0]
         if len(buf) >= 2:
             module.write(buf[0], buf, 1)
-        return len(buf) + 1
+        # machine.I2C counts the ACKs of the data bytes only, not the address byte's.
+        return len(buf)
 
     def writevto(self, addr, vector, stop=True):
         data = bytearray()
