@@ -1,1 +1,29 @@
-"""rbAmp driver (work in progress: only the clock seam exists so far)."""
+"""rbamp: driver for the rbAmp I2C mains-measurement module (MicroPython and CPython).
+
+The same source runs on MicroPython (``machine.I2C``) and on Linux (``smbus2.SMBus``); the backend
+follows the bus object. Protocol v1.3 firmware is read in bursts, v1.2 byte by byte with a torn-value
+guard. Hot paths fill pre-allocated results and allocate nothing; energy is integer fixed-point::
+
+    from machine import I2C, Pin          # or: from smbus2 import SMBus; bus = SMBus(1)
+    from rbamp import RbAmp
+    bus = I2C(0, scl=Pin(22), sda=Pin(21), freq=50_000)
+    with RbAmp(bus, addr=0x50) as dev:    # begin(): identify, wait ready, prime the period
+        print(dev.variant, dev.voltage, dev.power[0])
+        p = dev.read_period_snapshot()    # 60 s later: latch, settle 50 ms, read, integrate
+        print(p.avg_p[0], dev.energy.wh(0))
+"""
+
+from rbamp.device import RbAmp, RbAmpStats
+from rbamp.energy import EnergyCounter, EnergyMeter
+from rbamp.errors import (RbAmpCommandError, RbAmpError, RbAmpIOError, RbAmpNotFoundError,
+                          RbAmpParamError, RbAmpStaleError, RbAmpTimeoutError, RbAmpVersionError)
+from rbamp.fleet import RbAmpFleet
+from rbamp.provisioning import RbAmpSensorClass
+from rbamp.snapshot import RbAmpPeriodSnapshot, RbAmpSnapshot
+
+__version__ = "0.1.0"
+
+__all__ = ["RbAmp", "RbAmpFleet", "RbAmpSnapshot", "RbAmpPeriodSnapshot", "RbAmpSensorClass",
+           "RbAmpStats", "EnergyCounter", "EnergyMeter", "RbAmpError", "RbAmpIOError",
+           "RbAmpStaleError", "RbAmpTimeoutError", "RbAmpNotFoundError", "RbAmpParamError",
+           "RbAmpVersionError", "RbAmpCommandError"]

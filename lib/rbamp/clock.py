@@ -1,7 +1,8 @@
 """The one time seam of the driver: every tick read, sleep and async sleep goes through a clock.
 
 A clock object offers ``ticks_us()``, ``ticks_ms()``, ``ticks_diff(a, b)``, ``ticks_add(t, d)``,
-``sleep_ms(ms)``, ``sleep_us(us)`` and the coroutine ``asleep_ms(ms)``. ``SYSTEM_CLOCK`` uses
+``sleep_ms(ms)``, ``sleep_us(us)`` and the coroutines ``asleep_ms(ms)`` and
+``wait_event(flag, timeout_ms, happened)``. ``SYSTEM_CLOCK`` uses
 ``time.ticks_*`` on MicroPython; on CPython it emulates them with a 2**30 wrap, the period of
 the 32-bit boards, so wrap bugs show on the host too. Tests pass a virtual clock instead.
 """
@@ -68,6 +69,19 @@ class SystemClock:
             await asyncio.sleep_ms(ms)
         else:
             await asyncio.sleep(ms / 1000)
+
+    async def wait_event(self, flag, timeout_ms, happened):
+        """Wait until ``flag`` is set or timeout_ms pass; return ``happened()`` (True once it has)."""
+        if happened():
+            return True
+        try:
+            if self._native:
+                await asyncio.wait_for_ms(flag.wait(), timeout_ms)
+            else:
+                await asyncio.wait_for(flag.wait(), timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+        return happened()
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -64,6 +64,24 @@ class VirtualClock:
         self.advance_ms(ms)
         await asyncio.sleep(0)
 
+    async def wait_event(self, flag, timeout_ms, happened):
+        """Advance virtual time deadline by deadline until ``happened()`` or the timeout passes.
+
+        ``flag`` (set by the simulated pin's handler) is not awaited: nothing else moves virtual
+        time, so the wait itself must.
+        """
+        self.sleeps += 1
+        left = timeout_ms * 1000
+        while not happened():
+            if left <= 0:
+                return False
+            due = self._first_due_within(left)
+            step = left if due is None else due[1]
+            self.advance_us(step)
+            left -= step
+            await asyncio.sleep(0)
+        return True
+
     # --- driving time ---------------------------------------------------------------------
     def subscribe(self, listener):
         if listener not in self._listeners:
@@ -165,6 +183,7 @@ class RealClock:
         self.sleep_ms = base.sleep_ms
         self.sleep_us = base.sleep_us
         self.asleep_ms = base.asleep_ms
+        self.wait_event = base.wait_event
         self._last = base.ticks_us()
         self._elapsed = 0
 
