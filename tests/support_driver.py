@@ -37,3 +37,14 @@ def run_periods(clock, dev, count, period_ms=60000, into=None):
         clock.advance_ms(period_ms - 50)
         results.append(dev.read_period_snapshot(into=into))
     return results
+
+
+def advance_past_next_window(clock, module, margin_us=1000):
+    """Move virtual time to just after the module's next 200 ms window commit (white-box)."""
+    module.sync()
+    wait = module._next_window_us - clock.now_us()
+    clock.advance_us(wait + margin_us)
+
+
+def close(actual, expected, tolerance):
+    return abs(actual - expected) <= tolerance

@@ -67,8 +67,9 @@ class RbAmpSnapshot:
 
 class RbAmpPeriodSnapshot:
     """One latched period: ``valid``, ``avg_p[ch]`` (W, consumption), ``max_p`` (ch0), the module's
-    ``commit_count`` of 200 ms windows, the master's ``dt_ms`` it was integrated over, the module's
-    own ``latch_ms`` (diagnostic), ``rebooted`` when the module restarted during the period."""
+    ``commit_count`` of 200 ms windows, the master's ``dt_ms`` it was integrated over, and
+    ``rebooted`` when the module restarted during the period (then ``dt_ms`` is the span the module
+    measured since its boot)."""
 
     def __init__(self, channels=3):
         self.channels = channels
@@ -77,7 +78,6 @@ class RbAmpPeriodSnapshot:
         self.valid = False
         self.commit_count = 0
         self.dt_ms = 0
-        self.latch_ms = 0
         self.rebooted = False
         self.ticks_ms = 0
 
@@ -96,6 +96,5 @@ class RbAmpPeriodSnapshot:
             "max_p": self.max_p,
             "commit_count": self.commit_count,
             "dt_ms": self.dt_ms,
-            "latch_ms": self.latch_ms,
             "rebooted": self.rebooted,
         }
