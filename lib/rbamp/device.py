@@ -452,17 +452,18 @@ class RbAmp(Provisioning):
         self._anchor_set = True
 
     def _read_status(self):
-        """ERROR and PERIOD_VALID after a latch: one 6-byte burst on v1.3."""
+        """ERROR (status[0]) and PERIOD_VALID (status[5]) after a latch: one 6-byte burst on v1.3."""
         status = self._status
         if self._burst:
             self._read(R.ERROR, status)
         else:
             status[0] = self._read_u8(R.ERROR)
             status[5] = self._read_u8(R.PERIOD_VALID)
-        return status[0], status[5]
 
     def _collect(self, p):
-        error, valid = self._read_status()
+        self._read_status()
+        error = self._status[0]
+        valid = self._status[5]
         rebooted = self._check_reboot()
         if error == R.ERROR_NOT_READY:
             # the module refused the latch (booting): nothing was swapped, the anchor stays

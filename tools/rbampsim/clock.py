@@ -31,6 +31,7 @@ class VirtualClock:
         self._wraps = 0
         self._start_ticks = self._ticks_us
         self._listeners = []
+        self._due_wait = 0
         self.sleeps = 0
 
     # --- the clock seam -------------------------------------------------------------------
@@ -76,7 +77,7 @@ class VirtualClock:
             if left <= 0:
                 return False
             due = self._first_due_within(left)
-            step = left if due is None else due[1]
+            step = left if due is None else self._due_wait
             self.advance_us(step)
             left -= step
             await asyncio.sleep(0)
@@ -111,14 +112,14 @@ class VirtualClock:
         # Deadlines that fall exactly on the end of the advance fire too.
         while True:
             step = us if us < self._half else self._half - 1
-            due = self._first_due_within(step)
-            if due is None:
+            listener = self._first_due_within(step)
+            if listener is None:
                 self._step(step)
                 us -= step
                 if us <= 0:
                     return
                 continue
-            listener, wait = due
+            wait = self._due_wait
             self._step(wait)
             us -= wait
             listener.on_time()
@@ -136,9 +137,9 @@ class VirtualClock:
             if wait <= span and (best is None or wait < best_wait):
                 best = listener
                 best_wait = wait
-        if best is None:
-            return None
-        return best, best_wait
+        # the wait goes in an attribute: returning a tuple would allocate under heap_lock
+        self._due_wait = best_wait
+        return best
 
     def _step(self, us):
         room = self._mask - self._ticks_us
