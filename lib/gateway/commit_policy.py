@@ -1,0 +1,114 @@
+"""When the gateway commits its totals to the energy journal.
+
+Every commit costs flash wear; every uncommitted milliwatt-hour is lost by a power cut. The
+default policy commits when
+
+- any counter grew by ``step`` (5000 mWh = 5 Wh) since the last commit, or would pass ``step``
+  with one more increment as large as the last one (``anticipate``): without that, a 3.7 kW load
+  handed over every second would be committed at 5.1 Wh, not at most 5 Wh;
+- ``interval_ms`` (60 s) passed since the last commit and anything changed (a counter or the
+  backlog position);
+- the gateway shuts down in order or is about to reset on purpose, if anything changed.
+
+Usage::
+
+    policy = CommitPolicy(store.counters)
+    policy.committed(state.totals, state.backlog_seq)     # after load(), or zeros
+    ...
+    reason = policy.due(totals, backlog_seq)              # after each metering step
+    if reason:
+        store.commit(totals, backlog_seq, reason)
+        policy.committed(totals, backlog_seq)
+
+Time comes from a clock with ``ticks_ms()`` and ``ticks_diff()`` (``rbamp.clock`` by default),
+wrap-safe: elapsed time is latched once it reaches the interval, so a quiet week does not wrap
+the tick difference around.
+"""
+
+from .store import REASON_GROWTH, REASON_INTERVAL, REASON_RESET, REASON_SHUTDOWN
+
+DEFAULT_STEP = 5000
+DEFAULT_INTERVAL_MS = 60000
+
+
+class CommitPolicy:
+    def __init__(self, counters, step=DEFAULT_STEP, interval_ms=DEFAULT_INTERVAL_MS,
+                 anticipate=True, clock=None):
+        if counters < 1:
+            raise ValueError("counters must be at least 1")
+        if step < 1:
+            raise ValueError("step must be a positive number of counter units")
+        if interval_ms < 1 or interval_ms >= (1 << 29):
+            # ticks_diff on the boards only spans 2**29 ms.
+            raise ValueError("interval_ms must be in 1 .. 2**29-1")
+        if clock is None:
+            from rbamp.clock import SYSTEM_CLOCK
+
+            clock = SYSTEM_CLOCK
+        self.counters = counters
+        self.step = step
+        self.interval_ms = interval_ms
+        self.anticipate = anticipate
+        self._clock = clock
+        self._base = [0] * counters
+        self._previous = [0] * counters
+        self._base_backlog = 0
+        self._since = clock.ticks_ms()
+        self._interval_passed = False
+
+    def committed(self, totals, backlog_seq=None):
+        """The totals are durable now: they become the baseline and the interval restarts.
+
+        ``backlog_seq`` None keeps the backlog baseline as it was.
+        """
+        if len(totals) != self.counters:
+            raise ValueError("expected %d counters, got %d" % (self.counters, len(totals)))
+        for i in range(self.counters):
+            self._base[i] = totals[i]
+            self._previous[i] = totals[i]
+        if backlog_seq is not None:
+            self._base_backlog = backlog_seq
+        self._since = self._clock.ticks_ms()
+        self._interval_passed = False
+
+    def due(self, totals, backlog_seq=None):
+        """REASON_GROWTH, REASON_INTERVAL or 0 (not now). Call it after every metering step."""
+        step = self.step
+        changed = backlog_seq is not None and backlog_seq != self._base_backlog
+        reason = 0
+        base = self._base
+        previous = self._previous
+        for i in range(self.counters):
+            value = totals[i]
+            grown = value - base[i]
+            increment = value - previous[i]
+            previous[i] = value
+            if grown:
+                changed = True
+                if grown >= step or (self.anticipate and grown + increment > step):
+                    reason = REASON_GROWTH
+        if reason:
+            return reason
+        if not self._interval_passed:
+            elapsed = self._clock.ticks_diff(self._clock.ticks_ms(), self._since)
+            if elapsed >= self.interval_ms:
+                self._interval_passed = True
+        if changed and self._interval_passed:
+            return REASON_INTERVAL
+        return 0
+
+    def _changed(self, totals, backlog_seq):
+        if backlog_seq is not None and backlog_seq != self._base_backlog:
+            return True
+        for i in range(self.counters):
+            if totals[i] != self._base[i]:
+                return True
+        return False
+
+    def at_shutdown(self, totals, backlog_seq=None):
+        """REASON_SHUTDOWN if an orderly shutdown should commit first, else 0."""
+        return REASON_SHUTDOWN if self._changed(totals, backlog_seq) else 0
+
+    def before_reset(self, totals, backlog_seq=None):
+        """REASON_RESET if a deliberate reset should commit first, else 0."""
+        return REASON_RESET if self._changed(totals, backlog_seq) else 0
