@@ -487,11 +487,15 @@ class EnergyStore:
         if slot == 0 and not self._erased[block]:
             self.inline_erases += 1
             self._erase(block)
-        start, length = self._window_of(slot)
-        window, readback = self._windows[length]
+        # Same arithmetic as _window_of, inline: a returned tuple would allocate.
+        offset = slot * self.slot_size
+        start = offset - offset % self.prog_size
+        end = offset + self.slot_size
+        end += (-end) % self.prog_size
+        window, readback = self._windows[end - start]
         bdev = self._bdev
         bdev.readblocks(block, window, start)
-        o = slot * self.slot_size - start
+        o = offset - start
         self._advance(block, slot)
         if not _all_ff(window, o, o + self.slot_size):
             self.skipped_slots += 1
