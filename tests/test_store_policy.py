@@ -20,9 +20,9 @@ def _steps_until_due(policy, clock, totals, counter, increment, step_ms=1000, li
     raise AssertionError("never due")
 
 
-def test_growth_commits_before_a_step_is_exceeded():
+def test_growth_anticipates_the_last_increment():
     clock = VirtualClock()
-    policy = CommitPolicy(4, clock=clock)
+    policy = CommitPolicy(4, headroom=0, clock=clock)
     totals = [0, 0, 0, 0]
     policy.committed(totals)
     # 1000 mWh per call: 5 calls reach exactly 5 Wh, a sixth would pass it.
@@ -36,12 +36,41 @@ def test_growth_commits_before_a_step_is_exceeded():
     assert _steps_until_due(policy, clock, totals, 3, 2500, step_ms=100) == (2, REASON_GROWTH)
 
 
+def _worst_uncommitted(policy, clock, jump_at):
+    totals = [0, 0]
+    policy.committed(totals)
+    worst = 0
+    for second in range(1, 400):
+        # 100 W (28 mWh a second), then 3.68 kW (1022 mWh a second) from jump_at on.
+        totals[0] += 28 if second < jump_at else 1022
+        clock.advance_ms(1000)
+        worst = max(worst, totals[0] - policy._base[0])
+        if policy.due(totals):
+            policy.committed(totals)
+    return worst
+
+
+def test_default_headroom_keeps_a_sudden_load_within_the_step():
+    clock = VirtualClock()
+    quiet = 600000  # keep the interval rule out of the way
+    # The jump comes the second after 4956 mWh had piled up at 100 W.
+    policy = CommitPolicy(2, headroom=0, interval_ms=quiet, clock=clock)
+    without = _worst_uncommitted(policy, clock, 178)
+    assert without == 4956 + 1022, without
+    for jump_at in range(100, 200, 7):
+        policy = CommitPolicy(2, interval_ms=quiet, clock=clock)
+        worst = _worst_uncommitted(policy, clock, jump_at)
+        assert 3978 < worst <= 5000, (jump_at, worst)
+
+
 def test_without_anticipation_the_step_is_a_plain_threshold():
     clock = VirtualClock()
     policy = CommitPolicy(2, anticipate=False, clock=clock)
     totals = [0, 0]
     policy.committed(totals)
     assert _steps_until_due(policy, clock, totals, 1, 1022, step_ms=100) == (5, REASON_GROWTH)
+    policy.committed(totals)
+    assert _steps_until_due(policy, clock, totals, 1, 10, step_ms=100) == (500, REASON_GROWTH)
 
 
 def test_a_sudden_jump_is_committed_at_once():
@@ -115,6 +144,8 @@ def test_bad_settings_are_refused():
     clock = VirtualClock()
     xrt.raises(ValueError, CommitPolicy, 0, clock=clock)
     xrt.raises(ValueError, CommitPolicy, 2, step=0, clock=clock)
+    xrt.raises(ValueError, CommitPolicy, 2, step=1000, headroom=1000, clock=clock)
+    xrt.raises(ValueError, CommitPolicy, 2, headroom=-1, clock=clock)
     xrt.raises(ValueError, CommitPolicy, 2, interval_ms=0, clock=clock)
     xrt.raises(ValueError, CommitPolicy, 2, interval_ms=1 << 29, clock=clock)
     xrt.raises(ValueError, CommitPolicy(2, clock=clock).committed, [1, 2, 3])
@@ -148,4 +179,5 @@ def test_due_allocates_nothing():
         if reason:
             reasons += 1
             policy.committed(totals, backlog_seq=3)
-    assert reasons == 200 // 7
+    # 700 mWh a call, headroom 1022: due once 5 Wh is less than one headroom away, every 6 calls.
+    assert reasons == 200 // 6

@@ -3,9 +3,13 @@
 Every commit costs flash wear; every uncommitted milliwatt-hour is lost by a power cut. The
 default policy commits when
 
-- any counter grew by ``step`` (5000 mWh = 5 Wh) since the last commit, or would pass ``step``
-  with one more increment as large as the last one (``anticipate``): without that, a 3.7 kW load
-  handed over every second would be committed at 5.1 Wh, not at most 5 Wh;
+- a counter would pass ``step`` (5000 mWh = 5 Wh of growth since the last commit) with the next
+  metering step: it commits once ``growth + max(last increment, headroom) > step``, or at the
+  latest when the growth reached ``step``. Waiting for the growth to *reach* 5 Wh would lose up
+  to 5 Wh plus one step's energy; ``headroom`` (1022 mWh: 3.68 kW, a 16 A circuit, for 1 s)
+  keeps the loss within ``step`` as long as the gateway hands totals over at least once a second
+  and no step adds more than ``max(headroom, the previous step's growth)``. ``anticipate=False``
+  makes it a plain ">= step" threshold;
 - ``interval_ms`` (60 s) passed since the last commit and anything changed (a counter or the
   backlog position);
 - the gateway shuts down in order or is about to reset on purpose, if anything changed.
@@ -29,15 +33,18 @@ from .store import REASON_GROWTH, REASON_INTERVAL, REASON_RESET, REASON_SHUTDOWN
 
 DEFAULT_STEP = 5000
 DEFAULT_INTERVAL_MS = 60000
+DEFAULT_HEADROOM = 1022
 
 
 class CommitPolicy:
     def __init__(self, counters, step=DEFAULT_STEP, interval_ms=DEFAULT_INTERVAL_MS,
-                 anticipate=True, clock=None):
+                 headroom=DEFAULT_HEADROOM, anticipate=True, clock=None):
         if counters < 1:
             raise ValueError("counters must be at least 1")
         if step < 1:
             raise ValueError("step must be a positive number of counter units")
+        if not 0 <= headroom < step:
+            raise ValueError("headroom must be in 0 .. step-1")
         if interval_ms < 1 or interval_ms >= (1 << 29):
             # ticks_diff on the boards only spans 2**29 ms.
             raise ValueError("interval_ms must be in 1 .. 2**29-1")
@@ -48,6 +55,7 @@ class CommitPolicy:
         self.counters = counters
         self.step = step
         self.interval_ms = interval_ms
+        self.headroom = headroom
         self.anticipate = anticipate
         self._clock = clock
         self._base = [0] * counters
@@ -74,6 +82,7 @@ class CommitPolicy:
     def due(self, totals, backlog_seq=None):
         """REASON_GROWTH, REASON_INTERVAL or 0 (not now). Call it after every metering step."""
         step = self.step
+        headroom = self.headroom
         changed = backlog_seq is not None and backlog_seq != self._base_backlog
         reason = 0
         base = self._base
@@ -85,6 +94,8 @@ class CommitPolicy:
             previous[i] = value
             if grown:
                 changed = True
+                if increment < headroom:
+                    increment = headroom
                 if grown >= step or (self.anticipate and grown + increment > step):
                     reason = REASON_GROWTH
         if reason:
