@@ -84,6 +84,7 @@ class RbAmp(Provisioning):
         self.capability = 0
         self.tier = 0
         self.energy = None
+        self.flash_blank = False
         self._burst = False
         self._byte = bytearray(1)
         self._word = bytearray(4)
@@ -269,6 +270,8 @@ class RbAmp(Provisioning):
         if self.energy is None or self.energy.channels != self.channels:
             self.energy = EnergyMeter(self.channels)
         self._wait_ready()
+        # ERROR reports the last write only, so a blank flash (0xFB) shows only before we write
+        self.flash_blank = self._read_u8(R.ERROR) == R.ERROR_FLASH_BLANK
         if self._read_u8(R.EVENT_FLAGS) & R.EVENT_RESET_OCCURRED:
             self._write_u8(R.EVENT_FLAGS, R.EVENT_RESET_OCCURRED)
         self._restore_ram_settings()

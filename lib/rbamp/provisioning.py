@@ -128,8 +128,7 @@ class Provisioning:
         Skipped (returns False) when nothing changed through this object and the module's flash
         is not blank, unless ``force``. v1.3 uses SAVE_USER_CONFIG, older firmware SAVE_GAINS."""
         self._require_begun()
-        blank = self._read_u8(R.ERROR) == R.ERROR_FLASH_BLANK
-        if not (force or blank or getattr(self, "_config_dirty", False)):
+        if not (force or self.flash_blank or getattr(self, "_config_dirty", False)):
             return False
         if self.capability & R.CAP_SAVE_USER_CONFIG or self.version >= R.VERSION_V13:
             opcode = R.CMD_SAVE_USER_CONFIG
@@ -137,12 +136,13 @@ class Provisioning:
             opcode = R.CMD_SAVE_GAINS
         self._command(opcode, R.SAVE_MS, "save (opcode 0x%02X)" % opcode)
         self._config_dirty = False
+        self.flash_blank = False
         return True
 
     def is_provisioned(self):
-        """The module has saved settings (flash not blank) and a sensor class."""
+        """The module has saved settings (its flash was not blank at boot) and a sensor class."""
         self._require_begun()
-        return self._read_u8(R.ERROR) != R.ERROR_FLASH_BLANK and self._read_u8(R.SENSOR_CLASS) != 0
+        return not self.flash_blank and self._read_u8(R.SENSOR_CLASS) != 0
 
     # ------------------------------------------------------------------ label and identity
     def read_label(self):

@@ -211,7 +211,15 @@ class CrossRuntimeItem(pytest.Item):
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, CrossRuntimeFailure):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        # A body run in this process: show its own frames, not pytest's and pluggy's.
+        import traceback
+
+        frames = [frame for frame in traceback.extract_tb(excinfo.tb)
+                  if "/_pytest/" not in frame.filename and "/pluggy/" not in frame.filename
+                  and not frame.filename.endswith("pytest_plugin.py")]
+        return "%s under cpython:\n%s%s" % (
+            self.test_name, "".join(traceback.format_list(frames)),
+            "".join(traceback.format_exception_only(excinfo.type, excinfo.value)))
 
     def reportinfo(self):
         return self.path, None, "%s::%s" % (self.path.name, self.name)
