@@ -87,6 +87,7 @@ class RbAmp(Provisioning):
         self.flash_blank = False
         self._burst = False
         self._byte = bytearray(1)
+        self._flush = bytearray(1)
         self._word = bytearray(4)
         self._check = bytearray(4)
         self._status = bytearray(6)
@@ -139,11 +140,17 @@ class RbAmp(Provisioning):
                             self.address, reg, code if isinstance(code, int) else None)
 
     def _read(self, reg, buf):
-        """One transaction (a burst on v1.3), retried with spacing on bus errors."""
+        """One transaction (a burst on v1.3), retried with spacing on bus errors.
+
+        After a failed transaction the ESP32 host driver can hand stale buffer bytes to the next
+        read without an error (the ghost quirk), so every retry starts with a throw-away read."""
         attempt = 0
+        t = self._t
         while True:
             try:
-                self._t.read_into(self.address, reg, buf)
+                if attempt:
+                    t.read_into(self.address, R.STATUS, self._flush)
+                t.read_into(self.address, reg, buf)
                 self.stats.reads += 1
                 return
             except OSError as exc:
