@@ -42,7 +42,7 @@ def test_report_renders_every_profile():
              "min_erases": 0, "programs": 20, "bytes_programmed": 640, "runtime": "mpy64"}
     text = bench_journal._format_report(results, naive, 1)
     assert "| household" in text and "| pathological" in text
-    assert "littlefs lifetime" in text and "scaled to a year" in text
+    assert "littlefs file lifetime" in text and "1 days, x 365.00" in text
 
 
 def test_naive_littlefs_rewrite_erases_inside_commits():
