@@ -22,6 +22,8 @@ _RT_CURRENT_PEAK = 5
 _PERIOD_FLOAT_OFFSETS = bytes((R.PERIOD_AVG_P - R.PERIOD_BLOCK, R.PERIOD_AVG_P_CH1 - R.PERIOD_BLOCK,
                                R.PERIOD_AVG_P_CH2 - R.PERIOD_BLOCK, R.PERIOD_MAX_P - R.PERIOD_BLOCK))
 _TORN_ATTEMPTS = 6
+_FRESH_EDGE_MS = 60  # a single v1.2 pass may start this long after a DRDY edge...
+_PASS_DEADLINE_MS = 150  # ...and must end this long after it, well before the next 200 ms commit
 _US_WINDOW_MS = 500000  # below this a ticks_us difference is still unambiguous on 2**30-wrap ports
 DRDY_TIMEOUT_MS = 300
 
@@ -117,6 +119,7 @@ class RbAmp(Provisioning):
         self._drdy_pin = None
         self._drdy_flag = None
         self._drdy_edges = 0
+        self._drdy_ms = 0
         self._drdy_seen = 0
         self._drdy_handler = self._on_drdy
         self._drdy_check = self._drdy_pending
@@ -212,7 +215,7 @@ class RbAmp(Provisioning):
         while True:
             if self._burst:
                 self._read(reg, view)
-            else:
+            elif not self._read_pass_between_commits(reg, view, count):
                 for k in range(count):
                     self._read_word_agreed(reg + 4 * k, view, 4 * k)
             bad = -1
@@ -229,6 +232,25 @@ class RbAmp(Provisioning):
                 raise RbAmpIOError("implausible value kept coming back", self.address, reg + 4 * bad)
             attempt += 1
             self.clock.sleep_ms(self.retry_ms)
+
+    def _read_pass_between_commits(self, reg, view, count):
+        """v1.2 with DRDY: one byte-wise pass is torn-free if it starts soon after a commit's edge
+        and ends, with no new edge, well before the next commit (~200 ms). False: use read-twice."""
+        if self._drdy_flag is None or self._drdy_pin.value() == 0:
+            return False
+        clock = self.clock
+        edges = self._drdy_edges
+        if clock.ticks_diff(clock.ticks_ms(), self._drdy_ms) > _FRESH_EDGE_MS:
+            return False
+        n = 4 * count
+        byte = self._byte
+        for i in range(n):
+            self._read(reg + i, byte)
+            view[i] = byte[0]
+        if self._drdy_edges == edges and clock.ticks_diff(clock.ticks_ms(), self._drdy_ms) < _PASS_DEADLINE_MS:
+            return True
+        self.stats.torn += 1
+        return False
 
     def _read_one(self, reg, limit):
         self._require_begun()
@@ -606,6 +628,7 @@ class RbAmp(Provisioning):
             pin.irq(handler=self._drdy_handler, trigger=trig)
 
     def _on_drdy(self, pin):
+        self._drdy_ms = self.clock.ticks_ms()
         self._drdy_edges = (self._drdy_edges + 1) & 0x3FFFFFFF
         self._drdy_flag.set()
 

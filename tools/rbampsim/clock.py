@@ -32,6 +32,7 @@ class VirtualClock:
         self._start_ticks = self._ticks_us
         self._listeners = []
         self._due_wait = 0
+        self._sleepers = []  # wake-up times of tasks sleeping in virtual time
         self.sleeps = 0
 
     # --- the clock seam -------------------------------------------------------------------
@@ -61,27 +62,45 @@ class VirtualClock:
         self.advance_us(us)
 
     async def asleep_ms(self, ms):
+        """Sleep in virtual time. Concurrent tasks share one timeline: a sleeper moves time only
+        when its wake-up is the earliest pending one, so two tasks sleeping 60 s take 60 s."""
         self.sleeps += 1
-        self.advance_ms(ms)
+        wake = self.now_us() + ms * 1000
+        self._sleepers.append(wake)
+        try:
+            await asyncio.sleep(0)  # let runnable tasks act at the current instant first
+            while wake > min(self._sleepers):
+                await asyncio.sleep(0)
+            now = self.now_us()
+            if wake > now:
+                self.advance_us(wake - now)
+        finally:
+            self._sleepers.remove(wake)
         await asyncio.sleep(0)
 
     async def wait_event(self, flag, timeout_ms, happened):
-        """Advance virtual time deadline by deadline until ``happened()`` or the timeout passes.
-
-        ``flag`` (set by the simulated pin's handler) is not awaited: nothing else moves virtual
-        time, so the wait itself must.
-        """
+        """Wait until ``happened()`` or the timeout, moving virtual time deadline by deadline when
+        this is the earliest sleeper. ``flag`` (set by the simulated pin) is not awaited: nothing
+        but the sleepers moves virtual time."""
         self.sleeps += 1
-        left = timeout_ms * 1000
-        while not happened():
-            if left <= 0:
-                return False
-            due = self._first_due_within(left)
-            step = left if due is None else self._due_wait
-            self.advance_us(step)
-            left -= step
-            await asyncio.sleep(0)
-        return True
+        wake = self.now_us() + timeout_ms * 1000
+        self._sleepers.append(wake)
+        try:
+            while not happened():
+                left = wake - self.now_us()
+                if left <= 0:
+                    return False
+                await asyncio.sleep(0)
+                if happened() or wake > min(self._sleepers):
+                    continue
+                left = wake - self.now_us()
+                if left <= 0:
+                    continue
+                due = self._first_due_within(left)
+                self.advance_us(left if due is None else self._due_wait)
+            return True
+        finally:
+            self._sleepers.remove(wake)
 
     # --- driving time ---------------------------------------------------------------------
     def subscribe(self, listener):
