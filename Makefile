@@ -11,11 +11,12 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum |
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
 
-.PHONY: test run venv deps mpy32 umqtt clean help
+.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32"
 	@echo "make run    run the gateway on this PC (see README)"
+	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,12 @@ deps: venv umqtt mpy32
 
 test: deps
 	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks rewrite their section of BENCHMARKS.md; each can run on its own.
+bench-driver: deps
+	XRT_MPY32=$(abspath $(MPY32)) PYTHONPATH=lib:tools $(VPY) tools/bench_driver.py --write
+
+bench: bench-driver
 
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist
