@@ -52,3 +52,14 @@ def test_naive_littlefs_rewrite_erases_inside_commits():
     assert r["commits"] == 400
     assert r["erases"] > 0 and r["max_erases"] >= r["min_erases"]
     assert r["programs"] >= 400
+
+
+def test_commit_allocation_figure():
+    if not xrt.is_micropython():
+        raise xrt.Skip("gc.mem_alloc exists only on MicroPython")
+    r = bench_journal.commit_allocation(commits=20)
+    assert r["small"] == 0
+    if xrt.runtime() == "mpy32":
+        assert r["big"] > 0  # 48-bit totals are heap ints on a 32-bit build
+    else:
+        assert r["big"] == 0

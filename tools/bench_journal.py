@@ -1,7 +1,7 @@
 """Energy-journal benchmark: flash wear and power-cut loss over simulated years.
 
-usage: python tools/bench_journal.py [--days N] [--write] [--json] [--mpy PATH]
-       micropython tools/bench_journal.py --naive-only [--json]
+usage: python tools/bench_journal.py [--days N] [--write] [--mpy PATH] [--mpy32 PATH]
+       micropython tools/bench_journal.py --naive-only|--alloc-only [--json]
 
 Runs the real ``EnergyStore`` and ``CommitPolicy`` on the NOR-flash test device (16 blocks x
 4 KiB, 2 channels, default policy) while a load profile feeds the totals once a second:
@@ -20,6 +20,9 @@ The naive alternative rewrites a small file on littlefs (``VfsLfs2`` mounted on 
 device) at every commit. Only MicroPython has VfsLfs2: under CPython the script runs itself
 under MicroPython (``--mpy``, ``$XRT_MPY64`` or ``.venv/bin/micropython``) for that part.
 
+The heap a commit allocates is measured under the 32-bit MicroPython (``--mpy32``,
+``$XRT_MPY32`` or ``.cache/mpy32/micropython-32-plain``).
+
 ``--write`` replaces the section between ``<!-- journal:begin -->`` and ``<!-- journal:end -->``
 in BENCHMARKS.md.
 """
@@ -32,7 +35,7 @@ except ImportError:  # pragma: no cover
     os = None
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-_REPO = _HERE.rsplit("/", 1)[0] if "/" in _HERE else ".."
+_REPO = _HERE + "/.."
 if __name__ == "__main__":
     # Run as a program: find the gateway package and the test device next to this file.
     for _path in (_REPO + "/lib", _HERE):
@@ -273,19 +276,54 @@ def naive_littlefs(commits=NAIVE_COMMITS, block_size=BLOCK_SIZE, blocks=BLOCKS):
     }
 
 
-def _naive_via_micropython(binary):
+def commit_allocation(commits=200):
+    """Heap bytes per prepared commit (MicroPython only: gc.mem_alloc is exact there)."""
+    import gc
+
+    def measure(start_value):
+        dev = NorFlash(1024, 4, fast=False)
+        store = EnergyStore(dev, channels=CHANNELS)
+        store.load()
+        totals = [start_value] * store.counters
+        store.commit(totals)
+        store.prepare()
+        used = 0
+        for k in range(commits):
+            totals[0] += 1234
+            totals[3] += 5
+            gc.collect()
+            gc.disable()
+            before = gc.mem_alloc()
+            store.commit(totals, backlog_seq=k, reason=REASON_GROWTH)
+            used += gc.mem_alloc() - before
+            gc.enable()
+            store.prepare()
+        return used // commits
+
+    dev = NorFlash(BLOCK_SIZE, BLOCKS, fast=False)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    EnergyStore(dev, channels=CHANNELS)  # the first one also builds the CRC tables
+    construct = gc.mem_alloc() - before
+    gc.enable()
+    return {"runtime": _runtime_name(), "small": measure(0), "big": measure(1 << 40),
+            "construct": construct}
+
+
+def _via_micropython(binary, mode):
     import json
     import subprocess
 
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen:%s/lib:%s" % (_REPO, _HERE)
-    out = subprocess.run([binary, __file__, "--naive-only", "--json"], env=env,
+    out = subprocess.run([binary, __file__, mode, "--json"], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _find_micropython(explicit):
-    candidates = [explicit, os.environ.get("XRT_MPY64"), _REPO + "/.venv/bin/micropython"]
+def _find_micropython(explicit, env_name, default):
+    candidates = [explicit, os.environ.get(env_name), _REPO + default]
     for path in candidates:
         if path and os.path.exists(path):
             return path
@@ -300,7 +338,7 @@ def _per_year(r):
     return DAYS_PER_YEAR / r["days"]
 
 
-def _format_report(results, naive, days):
+def _format_report(results, naive, days, allocation=None):
     lines = []
     add = lines.append
     r0 = results[0]
@@ -335,6 +373,13 @@ def _format_report(results, naive, days):
         % (", ".join("%d..%d" % (r["min_erases"], r["max_erases"]) for r in results),
            r0["bytes_programmed"] // max(r0["programs"], 1),
            sum(r["overwrites"] for r in results)))
+    if allocation:
+        add("")
+        add("Heap per prepared `commit()` on %s: %d bytes with totals below 2**30, %d bytes with "
+            "48-bit totals (big ints on the 32-bit boards); an `EnergyStore` for this geometry "
+            "takes %d bytes once (buffers, CRC tables)."
+            % (allocation["runtime"], allocation["small"], allocation["big"],
+               allocation["construct"]))
     if not naive:
         add("")
         add("Naive littlefs comparison not measured (no MicroPython with VfsLfs2 found).")
@@ -382,14 +427,17 @@ def main(argv):
         days = int(argv[argv.index("--days") + 1])
     if "--mpy" in argv:
         mpy = argv[argv.index("--mpy") + 1]
-    if "--naive-only" in argv:
-        naive = naive_littlefs()
+    mpy32 = None
+    if "--mpy32" in argv:
+        mpy32 = argv[argv.index("--mpy32") + 1]
+    if "--naive-only" in argv or "--alloc-only" in argv:
+        figures = naive_littlefs() if "--naive-only" in argv else commit_allocation()
         if as_json:
             import json
 
-            print(json.dumps(naive))
+            print(json.dumps(figures))
         else:
-            print(naive)
+            print(figures)
         return 0
     results = []
     for profile, profile_days in ((Household(), days), (Pathological(), PATHOLOGICAL_DAYS)):
@@ -398,18 +446,20 @@ def main(argv):
         results.append(r)
         print("%s: %r" % (profile.name, r))
     naive = None
-    try:
-        import vfs
-
-        if hasattr(vfs, "VfsLfs2"):
-            naive = naive_littlefs()
-    except ImportError:
-        binary = _find_micropython(mpy)
+    allocation = None
+    if sys.implementation.name == "micropython":
+        naive = naive_littlefs()
+        allocation = commit_allocation()
+    else:
+        binary = _find_micropython(mpy, "XRT_MPY64", "/.venv/bin/micropython")
         if binary:
-            naive = _naive_via_micropython(binary)
-    if naive:
-        print("naive littlefs: %r" % (naive,))
-    section = _format_report(results, naive, days)
+            naive = _via_micropython(binary, "--naive-only")
+        binary = _find_micropython(mpy32, "XRT_MPY32", "/.cache/mpy32/micropython-32-plain")
+        if binary:
+            allocation = _via_micropython(binary, "--alloc-only")
+    print("naive littlefs: %r" % (naive,))
+    print("allocation: %r" % (allocation,))
+    section = _format_report(results, naive, days, allocation)
     print()
     print(section)
     if write:

@@ -155,8 +155,8 @@ def _crc_table_pair():
     if _crc_tables is None:
         from array import array
 
-        low = array("H", [0] * 256)
-        high = array("H", [0] * 256)
+        low = array("H", bytes(512))  # from bytes: no 256-item list on the way
+        high = array("H", bytes(512))
         for index in range(256):
             lo = index
             hi = 0
