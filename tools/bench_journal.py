@@ -376,8 +376,8 @@ def _format_report(results, naive, days, allocation=None):
     if allocation:
         add("")
         add("Heap per prepared `commit()` on %s: %d bytes with totals below 2**30, %d bytes with "
-            "48-bit totals (big ints on the 32-bit boards); an `EnergyStore` for this geometry "
-            "takes %d bytes once (buffers, CRC tables)."
+            "48-bit totals (big ints on the 32-bit boards). Building an `EnergyStore` for this "
+            "geometry allocates %d bytes once (buffers, CRC tables, short-lived temporaries)."
             % (allocation["runtime"], allocation["small"], allocation["big"],
                allocation["construct"]))
     if not naive:
