@@ -65,7 +65,7 @@ class VirtualClock:
         """Sleep in virtual time. Concurrent tasks share one timeline: a sleeper moves time only
         when its wake-up is the earliest pending one, so two tasks sleeping 60 s take 60 s."""
         self.sleeps += 1
-        wake = self.now_us() + ms * 1000
+        wake = self.now_us() + int(ms * 1000)
         self._sleepers.append(wake)
         try:
             await asyncio.sleep(0)  # let runnable tasks act at the current instant first
@@ -83,7 +83,7 @@ class VirtualClock:
         this is the earliest sleeper. ``flag`` (set by the simulated pin) is not awaited: nothing
         but the sleepers moves virtual time."""
         self.sleeps += 1
-        wake = self.now_us() + timeout_ms * 1000
+        wake = self.now_us() + int(timeout_ms * 1000)
         self._sleepers.append(wake)
         try:
             while not happened():
@@ -112,6 +112,7 @@ class VirtualClock:
             self._listeners.remove(listener)
 
     def advance_ms(self, ms):
+        ms = int(ms)
         # Split so each step stays a small int on 32-bit builds.
         while ms > 100000:
             self.advance_us(100000000)
@@ -126,6 +127,8 @@ class VirtualClock:
             seconds -= step
 
     def advance_us(self, us):
+        if not isinstance(us, int):
+            raise TypeError("advance_us needs an int number of microseconds, got %r" % (us,))
         if us < 0:
             raise ValueError("time cannot go backwards")
         # Deadlines that fall exactly on the end of the advance fire too.

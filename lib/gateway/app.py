@@ -1,0 +1,347 @@
+"""The gateway application: wires the board, the driver, the journal, metering and MQTT together.
+
+``main()`` is what ``main.py`` calls. It never returns on a board: a fatal error is logged, the
+energy is committed if at all possible, and the board resets. On the PC (host profile) Ctrl-C
+shuts down in order: commit, ``offline``, exit.
+"""
+
+import asyncio
+import sys
+
+from rbamp import RbAmp, RbAmpError
+
+VERSION = "0.1.0"
+WATCHDOG_MS = 8000
+STALL_MS = 5000  # the watchdog is fed only while samples keep coming
+
+
+class Gateway:
+    def __init__(self, board, config_result, log):
+        self.board = board
+        self.config_result = config_result
+        self.config = config_result.config
+        self.log = log
+        self.clock = board.clock
+        self.metering = None
+        self.link = None
+        self.store = None
+        self.device_id = None
+        self.started_ms = self.clock.ticks_ms()
+        self._last_state_ms = None
+        self._last_powers = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------ set-up
+    def _make_modules(self):
+        from gateway.metering import MeteredModule
+
+        cfg = self.config
+        bus = self.board.i2c(cfg)
+        modules = []
+        for module_cfg in cfg["modules"]:
+            dev = RbAmp(bus, module_cfg["address"], clock=self.clock)
+            module = MeteredModule(dev, module_cfg["address"], module_cfg.get("label"))
+            try:
+                dev.begin()
+                self._provision(dev, module_cfg)
+                module.status = "ok"
+            except RbAmpError as exc:
+                module.status = "unreachable"
+                module.error = str(exc)
+                self.log.error("module 0x%02x: %s", module_cfg["address"], exc)
+            modules.append(module)
+        pin = self.board.drdy_pin(cfg)
+        if pin is not None and modules and modules[0].dev.version is not None:
+            modules[0].dev.attach_drdy(pin)
+        return modules
+
+    def _provision(self, dev, module_cfg):
+        """Apply the config's class, CT models and label; save only when something changed."""
+        changed = False
+        if module_cfg.get("sensor_class") is not None:
+            changed = dev.set_sensor_class(module_cfg["sensor_class"]) or changed
+        models = module_cfg.get("ct_models")
+        if models:
+            for ch in range(min(len(models), dev.channels)):
+                changed = dev.set_ct_model_ch(ch, models[ch]) or changed
+        if module_cfg.get("label"):
+            changed = dev.set_label(module_cfg["label"]) or changed
+        if changed:
+            dev.save_user_config()
+            self.log.info("module 0x%02x provisioned and saved", dev.address)
+
+    def _open_journal(self, channels):
+        from gateway.store import EnergyStore, JournalFormatError
+
+        try:
+            store = EnergyStore(self.board.journal_device(), channels=channels)
+            state = store.load()
+        except JournalFormatError as exc:
+            if exc.kind == "channels":
+                # the module set changed: start a new journal; the broker's retained totals
+                # (and the per-counter floor below) keep published totals from going backwards
+                self.log.warning("journal holds another channel count; starting a new one")
+                store.format()
+                return store, None
+            raise
+        return store, state
+
+    def _device_id(self, modules):
+        if self.config.get("device_id"):
+            return self.config["device_id"]
+        for module in modules:
+            if module.dev.version is not None:
+                try:
+                    return "rbamp-" + "".join("%02x" % b for b in module.dev.read_uid()[-6:])
+                except RbAmpError:
+                    continue
+        try:
+            return "rbamp-" + self.board.unique_id()[-12:]
+        except Exception:  # a board without a unique id: a fixed name still works for one gateway
+            return "rbamp-gateway"
+
+    # ------------------------------------------------------------------ payloads
+    def state_payload(self):
+        modules = {}
+        for module in self.metering.modules:
+            entry = {"status": module.status}
+            snap = module.snapshot
+            if snap is not None and module.status != "unreachable":
+                dev = module.dev
+                entry["voltage"] = round(snap.voltage, 1)
+                entry["current"] = [round(snap.current[ch], 3) for ch in range(module.channels)]
+                entry["power"] = [round(snap.power[ch], 1) for ch in range(module.channels)]
+                entry["power_factor"] = [round(snap.power_factor[ch], 3) for ch in range(module.channels)]
+                try:
+                    entry["reactive_power"] = [round(dev.read_reactive_power(ch), 1) for ch in range(module.channels)]
+                    entry["frequency"] = round(dev.read_frequency(), 2)
+                except RbAmpError as exc:
+                    entry["error"] = str(exc)
+            elif module.error:
+                entry["error"] = module.error
+            modules[module.key] = entry
+        return {"modules": modules, "uptime_s": self.clock.ticks_diff(self.clock.ticks_ms(), self.started_ms) // 1000,
+                "samples": self.metering.samples, "periods": self.metering.periods,
+                "safe_mode": self.config_result.safe_mode, "config_error": self.config_result.error}
+
+    def totals_payload(self):
+        out = {}
+        for module in self.metering.modules:
+            energy = module.dev.energy
+            out[module.key] = {
+                "import_wh": [energy.consumption[ch].mwh() / 1000 for ch in range(module.channels)],
+                "export_wh": [energy.exported[ch].mwh() / 1000 for ch in range(module.channels)],
+            }
+        return out
+
+    def _power_changed(self):
+        threshold = self.config["publish"]["power_change_w"]
+        changed = False
+        for module in self.metering.modules:
+            snap = module.snapshot
+            if snap is None or module.status == "unreachable":
+                continue
+            for ch in range(module.channels):
+                key = module.key + str(ch)
+                power = snap.power[ch]
+                last = self._last_powers.get(key)
+                if last is None or abs(power - last) >= threshold:
+                    changed = True
+        return changed
+
+    def _remember_powers(self):
+        for module in self.metering.modules:
+            if module.snapshot is not None:
+                for ch in range(module.channels):
+                    self._last_powers[module.key + str(ch)] = module.snapshot.power[ch]
+
+    # ------------------------------------------------------------------ tasks
+    async def publisher(self):
+        clock = self.clock
+        interval_ms = int(self.config["publish"]["interval_s"] * 1000)
+        while True:
+            await clock.asleep_ms(200)
+            due = self._last_state_ms is None or clock.ticks_diff(clock.ticks_ms(), self._last_state_ms) >= interval_ms
+            if not due and not self._power_changed():
+                continue
+            self._last_state_ms = clock.ticks_ms()
+            self._remember_powers()
+            if self.link is not None:
+                self.link.publish_state(self.state_payload())
+
+    def _on_period(self, record):
+        record["ts"] = wall_time()
+        if self.link is not None:
+            self.link.publish_period(record)
+            self.link.publish_totals(self.totals_payload())
+
+    async def watchdog(self):
+        dog = self.board.watchdog(WATCHDOG_MS)
+        if dog is None:
+            return
+        clock = self.clock
+        last_samples = -1
+        last_progress = clock.ticks_ms()
+        while True:
+            if self.metering.samples != last_samples:
+                last_samples = self.metering.samples
+                last_progress = clock.ticks_ms()
+            if clock.ticks_diff(clock.ticks_ms(), last_progress) < STALL_MS:
+                dog.feed()
+            await clock.asleep_ms(1000)
+
+    async def network(self):
+        from gateway.backoff import Backoff
+
+        backoff = Backoff()
+        while True:
+            if not self.board.network_ok():
+                try:
+                    await self.board.network_up(self.config, self.log)
+                    backoff.reset()
+                    self.log.info("network up")
+                except OSError as exc:
+                    delay = backoff.next_delay_ms()
+                    self.log.warning("network: %s; retry in %d ms", exc, delay)
+                    await self.clock.asleep_ms(delay)
+                    continue
+            await self.clock.asleep_ms(5000)
+
+    async def _seed_from_broker(self, state):
+        """A fresh or wiped journal: the broker's retained totals keep published totals monotonic."""
+        if state is not None or self.link is None:
+            return
+        retained = await self.link.read_retained("totals", 3000)
+        if not retained:
+            return
+        seeded = []
+        for module in self.metering.modules:
+            entry = retained.get(module.key) or {}
+            imports = entry.get("import_wh") or []
+            exports = entry.get("export_wh") or []
+            for ch in range(module.channels):
+                seeded.append(int(imports[ch] * 1000) if ch < len(imports) else 0)
+                seeded.append(int(exports[ch] * 1000) if ch < len(exports) else 0)
+        self.metering.restore(seeded)
+        self.log.info("journal was empty: totals seeded from the broker's retained values")
+
+    async def run(self):
+        from gateway.commit_policy import CommitPolicy
+        from gateway.metering import Metering
+
+        cfg = self.config
+        if self.config_result.error:
+            self.log.error("%s", self.config_result.error)
+        if self.config_result.safe_mode:
+            self.log.warning("safe mode: metering and persisting only, no network")
+        modules = self._make_modules()
+        self.device_id = self._device_id(modules)
+        metering = Metering(modules, self.clock, self.log, cfg["period_s"])
+        self.metering = metering
+        channels = metering.channel_count() or 1
+        state = None
+        try:
+            self.store, state = self._open_journal(channels)
+        except Exception as exc:  # no journal: meter on, but say so loudly
+            self.log.error("energy journal unavailable: %s", exc)
+        if self.store is not None:
+            policy = CommitPolicy(self.store.counters, step=int(cfg["commit"]["growth_wh"] * 1000),
+                                  interval_ms=cfg["commit"]["interval_s"] * 1000, clock=self.clock)
+            if state is not None:
+                metering.restore(state.totals)
+                metering.period_seq = state.backlog_seq
+                policy.committed(state.totals, state.backlog_seq)
+            metering.store = self.store
+            metering.policy = policy
+        metering.on_period = self._on_period
+        tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
+                 self.publisher(), self.watchdog(), self.board.background()]
+        if not self.config_result.safe_mode and cfg["mqtt"].get("host"):
+            self.link = self._make_link(modules)
+            tasks.append(self.network())
+            tasks.append(self.link.run())
+            tasks.append(self._seed_from_broker(state))
+        self.log.info("gateway %s up: %d module(s), %d channel(s), device id %s", VERSION,
+                      len(modules), channels, self.device_id)
+        await asyncio.gather(*tasks)
+
+    def _make_link(self, modules):
+        from gateway.discovery import discovery_messages
+        from gateway.mqtt_link import MqttLink
+
+        cfg = self.config
+        link = MqttLink(cfg["mqtt"], self.device_id, self.log, clock=self.clock)
+        ha = cfg["homeassistant"]
+        if ha["discovery"]:
+            link.set_ha_prefix(ha["prefix"])
+            infos = []
+            for module in modules:
+                dev = module.dev
+                infos.append({"address": module.address, "label": module.label, "variant": dev.variant,
+                              "channels": dev.channels, "has_voltage": dev.has_voltage,
+                              "fw_version": dev.version})
+            link.set_discovery(discovery_messages(ha["prefix"], cfg["mqtt"]["base_topic"], self.device_id,
+                                                  infos, {"name": "rbamp-gateway", "sw_version": VERSION}))
+        return link
+
+    def shutdown(self):
+        """Orderly stop: commit what changed. (The link's offline message is sent by stop().)"""
+        if self.metering is not None:
+            self.metering.commit_for_shutdown()
+
+
+def wall_time():
+    """Unix seconds if the clock is set (NTP on boards, always on a PC), else None."""
+    import time
+
+    now = time.time()
+    if time.gmtime(0)[0] == 2000:  # ports whose epoch is 2000
+        now += 946684800
+    return int(now) if now > 1600000000 else None
+
+
+def main():
+    """Entry point for main.py."""
+    from gateway.boards import detect
+    from gateway.config import load_config
+    from gateway.log import Logger
+
+    log = Logger()
+    board = detect()
+    result = load_config(board.config_path, board.last_good_path)
+    log.set_level(result.config.get("log_level") or "info")
+    for secret in secret_values(result.config):
+        log.add_secret(secret)
+    gateway = Gateway(board, result, log)
+    try:
+        asyncio.run(gateway.run())
+    except KeyboardInterrupt:
+        log.info("stopping")
+        gateway.shutdown()
+        if gateway.link is not None:
+            asyncio.run(gateway.link.stop(graceful=True))
+        return
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the last line of defence on a board: log, save, reset
+        log.exception("fatal error", exc)
+        try:
+            if gateway.metering is not None:
+                gateway.metering.commit_before_reset()
+        except Exception as commit_exc:
+            log.exception("could not commit before reset", commit_exc)
+        board.reset()
+
+
+def secret_values(config):
+    out = []
+    for section in ("wifi", "mqtt"):
+        value = (config.get(section) or {}).get("password")
+        if value:
+            out.append(value)
+    return out
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,149 @@
+"""Board profiles: where the hardware is. Library code never creates hardware objects itself.
+
+A profile answers: which I2C bus and pins (50 kHz by default), the DRDY pin and how its IRQ is
+armed, where the energy journal lives (a dedicated flash partition in our images, a file on the
+board's filesystem on stock firmware), where config.json and the backlog are, how the network
+comes up, and how to reset. ``detect()`` picks the profile from ``sys.platform``.
+
+The flash layouts match ``firmware/boards``: ESP32 images carry a data partition labelled
+``energy`` (16 x 4 KiB); Pico W images reserve the last 64 KiB before the filesystem for the
+journal; such an image freezes a ``board_layout`` module naming that region, and only then is
+``rp2.Flash(start=, len=)`` used. On stock firmware the same offsets would land inside the
+filesystem, so there the journal is a file.
+"""
+
+import sys
+
+JOURNAL_BLOCK_SIZE = 4096
+JOURNAL_BLOCKS = 16
+ESP32_PARTITION_LABEL = "energy"
+
+
+class Board:
+    """Common behaviour; a profile overrides what differs."""
+
+    name = "generic"
+    data_dir = ""
+
+    def __init__(self):
+        from rbamp.clock import SYSTEM_CLOCK
+
+        self.clock = SYSTEM_CLOCK
+
+    def path(self, name):
+        return self.data_dir + "/" + name if self.data_dir else "/" + name
+
+    @property
+    def config_path(self):
+        return self.path("config.json")
+
+    @property
+    def last_good_path(self):
+        return self.path("config.last_good.json")
+
+    def i2c(self, cfg):
+        from machine import I2C, Pin
+
+        i2c_cfg = cfg["i2c"]
+        if i2c_cfg.get("scl") is not None and i2c_cfg.get("sda") is not None:
+            return I2C(i2c_cfg["bus"], scl=Pin(i2c_cfg["scl"]), sda=Pin(i2c_cfg["sda"]), freq=i2c_cfg["freq"])
+        return I2C(i2c_cfg["bus"], freq=i2c_cfg["freq"])
+
+    def drdy_pin(self, cfg):
+        if cfg.get("drdy_pin") is None:
+            return None
+        from machine import Pin
+
+        return Pin(cfg["drdy_pin"], Pin.IN, Pin.PULL_UP)
+
+    def journal_device(self):
+        from gateway.flashdev import FileBlockDevice
+
+        return FileBlockDevice(self.path("energy.img"), JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
+
+    def unique_id(self):
+        import machine
+
+        return "".join("%02x" % b for b in machine.unique_id())
+
+    async def network_up(self, cfg, log):
+        """Join Wi-Fi; returns when connected (the caller bounds and retries it)."""
+        import network
+
+        wifi = cfg.get("wifi") or {}
+        if not wifi.get("ssid"):
+            raise OSError("wifi.ssid is not set in config.json")
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        if wifi.get("hostname"):
+            network.hostname(wifi["hostname"])
+        if not wlan.isconnected():
+            wlan.connect(wifi["ssid"], wifi.get("password") or "")
+        for _ in range(300):
+            if wlan.isconnected():
+                return True
+            await self.clock.asleep_ms(100)
+        raise OSError("Wi-Fi %r did not connect within 30 s" % wifi["ssid"])
+
+    def network_ok(self):
+        import network
+
+        return network.WLAN(network.STA_IF).isconnected()
+
+    def watchdog(self, timeout_ms):
+        from machine import WDT
+
+        return WDT(timeout=timeout_ms)
+
+    def reset(self):
+        import machine
+
+        machine.reset()
+
+    async def background(self):
+        """Profile-specific task (the host profile drives its simulated module here)."""
+        return None
+
+
+class Esp32Board(Board):
+    name = "esp32"
+
+    def journal_device(self):
+        try:
+            import esp32
+
+            found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=ESP32_PARTITION_LABEL)
+        except (ImportError, AttributeError):
+            found = []
+        if found:
+            return found[0]
+        return Board.journal_device(self)  # stock firmware: no energy partition, use a file
+
+
+class Rp2Board(Board):
+    name = "rp2"
+
+    def journal_device(self):
+        try:
+            import board_layout  # frozen into our Pico W image only
+        except ImportError:
+            return Board.journal_device(self)
+        import rp2
+
+        return rp2.Flash(start=board_layout.JOURNAL_START, len=board_layout.JOURNAL_LEN)
+
+    def watchdog(self, timeout_ms):
+        from machine import WDT
+
+        return WDT(timeout=min(timeout_ms, 8300))  # the RP2040 watchdog maxes out at ~8.3 s
+
+
+def detect():
+    platform = sys.platform
+    if platform == "esp32":
+        return Esp32Board()
+    if platform == "rp2":
+        return Rp2Board()
+    from gateway.hostboard import HostBoard
+
+    return HostBoard()
