@@ -304,11 +304,25 @@ def commit_allocation(commits=200):
     gc.collect()
     gc.disable()
     before = gc.mem_alloc()
-    EnergyStore(dev, channels=CHANNELS)  # the first one also builds the CRC tables
+    store = EnergyStore(dev, channels=CHANNELS)  # the first one also builds the CRC tables
     construct = gc.mem_alloc() - before
     gc.enable()
+    # A full ring, then what a boot's load() allocates (freed again once it returns).
+    store.load()
+    totals = [0] * store.counters
+    for _ in range(store.capacity + store.slots_per_block // 2):
+        totals[0] += 1000
+        store.commit(totals)
+        store.prepare()
+    store = EnergyStore(dev, channels=CHANNELS)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    store.load()
+    load = gc.mem_alloc() - before
+    gc.enable()
     return {"runtime": _runtime_name(), "small": measure(0), "big": measure(1 << 40),
-            "construct": construct}
+            "construct": construct, "load": load}
 
 
 def _via_micropython(binary, mode):
@@ -377,9 +391,11 @@ def _format_report(results, naive, days, allocation=None):
         add("")
         add("Heap per prepared `commit()` on %s: %d bytes with totals below 2**30, %d bytes with "
             "48-bit totals (big ints on the 32-bit boards). Building an `EnergyStore` for this "
-            "geometry allocates %d bytes once (buffers, CRC tables, short-lived temporaries)."
+            "geometry allocates %d bytes once (buffers, CRC tables, short-lived temporaries); "
+            "`load()` of a full ring %d bytes, given back when it returns (a block buffer and "
+            "4 bytes per slot)."
             % (allocation["runtime"], allocation["small"], allocation["big"],
-               allocation["construct"]))
+               allocation["construct"], allocation["load"]))
     if not naive:
         add("")
         add("Naive littlefs comparison not measured (no MicroPython with VfsLfs2 found).")

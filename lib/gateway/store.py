@@ -94,8 +94,9 @@ class JournalFormatError(JournalError):
     """The device holds something this code must not read or overwrite.
 
     ``kind`` is ``"foreign"`` (not a journal), ``"version"`` (another format version) or
-    ``"geometry"`` (a journal with another number of counters, given in ``counters``: open the
-    device with that many channels to read it, then migrate). ``format()`` wipes deliberately.
+    ``"channels"`` (a journal with another number of counters, given in ``counters``: open the
+    device with ``counters // 2`` channels to read it, then migrate). ``format()`` wipes
+    deliberately.
     """
 
     def __init__(self, message, kind, version=None, counters=None):
@@ -322,7 +323,11 @@ class EnergyStore:
         block = bytearray(self.block_size)
         ff_block = b"\xff" * self.block_size
         report = ScanReport()
-        candidates = []
+        from array import array
+
+        # Sequence number of every slot holding our header, 0 elsewhere (valid ones start at
+        # 1): 4 bytes a slot instead of a list of tuples, which would be tens of KiB at boot.
+        seqs = array("I", bytes(4 * self.capacity))
         last_used = [-1] * self.block_count
         other_seq = -1
         other = None
@@ -348,8 +353,13 @@ class EnergyStore:
                 length = block[o + 3]
                 if (version == FORMAT_VERSION and length == self.record_len
                         and block[o + 13] == self.counters):
-                    seq = struct.unpack_from("<I", block, o + 4)[0]
-                    candidates.append((seq, b, i))
+                    # Byte arithmetic, not unpack_from: no tuple per slot.
+                    seq = (block[o + 4] | (block[o + 5] << 8) | (block[o + 6] << 16)
+                           | (block[o + 7] << 24))
+                    if seq:
+                        seqs[b * per_block + i] = seq
+                    else:
+                        report.damaged += 1
                     continue
                 if (_ENVELOPE_MIN <= length <= self.block_size - o
                         and _crc_stored_matches(block, o, o + length - _CRC_LEN, self._crc_low,
@@ -366,17 +376,26 @@ class EnergyStore:
                 report.foreign_blocks += 1
 
         newest = None
-        candidates.sort()
         buf = self._slot_buf
-        while candidates:
-            seq, b, i = candidates.pop()
-            bdev.readblocks(b, buf, i * slot_size)
+        while True:
+            # Newest candidate first; a damaged one is dropped and the search repeats.
+            g = -1
+            seq = 0
+            for index in range(self.capacity):
+                if seqs[index] > seq:
+                    seq = seqs[index]
+                    g = index
+            if g < 0:
+                break
+            b = g // per_block
+            bdev.readblocks(b, buf, (g - b * per_block) * slot_size)
             if _crc_stored_matches(buf, 0, self.record_len - _CRC_LEN, self._crc_low,
                                    self._crc_high, self._crc_out):
                 newest = (seq, b)
                 report.valid += 1
                 break
             report.damaged += 1
+            seqs[g] = 0
 
         self._reset_position()
         self._format_error = None
@@ -394,8 +413,9 @@ class EnergyStore:
                     % (version, FORMAT_VERSION), "version", version=version)
             else:
                 self._format_error = JournalFormatError(
-                    "the journal holds %d counters per record; the store is set up for %d"
-                    % (counters, self.counters), "geometry", version=version, counters=counters)
+                    "the journal holds %d counters (%d channels); the store is set up for %d"
+                    % (counters, counters // 2, self.counters), "channels", version=version,
+                    counters=counters)
         elif newest is None and report.foreign_blocks > 1 and report.foreign > report.damaged:
             self._format_error = JournalFormatError(
                 "the device holds data that is not an energy journal (%d foreign slots in %d "
