@@ -43,6 +43,11 @@ mpy32:
 
 deps: venv umqtt mpy32
 
+# The gateway on this PC: real main.py under MicroPython (host profile), embedded broker, live view.
+# BROKER=host:port uses another broker; CONFIG=path another config.json.
+run: deps
+	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG))
+
 test: deps
 	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
 
