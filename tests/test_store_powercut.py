@@ -1,8 +1,11 @@
 """Power cuts at every flash operation of the energy journal, over three full ring wraps.
 
-Geometry: 4 blocks x 512 B on the NOR test device, 2 channels (4 counters), so 11 slots of
-44 B per block and 44 per ring; 3 wraps are 132 commits plus the erases. The default 256-byte
-program window is kept, so every program re-writes neighbouring records too.
+Main geometry: 4 blocks x 512 B on the NOR test device, 2 channels (4 counters), so 11 slots
+of 44 B per block and 44 per ring; 3 wraps are 132 commits plus the erases (142 operations).
+The default 256-byte program window is kept, so every program re-writes neighbouring records
+too. Each operation is cut before, after, and torn with three different seeds. A second sweep
+runs the smallest ring (2 blocks x 256 B, byte-wide programs), where the block ahead is also
+the block of the newest record until the first commit lands in the new block.
 """
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
@@ -77,14 +80,15 @@ def _check_state(state, allowed):
     return state.seq
 
 
-def _one_cut(index, mode, total_commits):
+def _one_cut(index, mode, total_commits, seed=0, geometry=(BLOCK_SIZE, BLOCKS, 256)):
     """Run until the cut at operation index; return False if the run ended before it."""
-    dev = NorFlash(BLOCK_SIZE, BLOCKS, seed=index * 7 + len(mode))
+    block_size, blocks, prog_size = geometry
+    dev = NorFlash(block_size, blocks, seed=index * 7 + len(mode) + 1000 * seed)
     progress = _Progress()
     store_ref = [None]
     dev.on_erase = _guard_newest(dev, store_ref, progress)
     dev.arm_cut(index, mode)
-    store = EnergyStore(dev, channels=CHANNELS)
+    store = EnergyStore(dev, channels=CHANNELS, prog_size=prog_size)
     store_ref[0] = store
     try:
         assert store.load() is None
@@ -93,7 +97,7 @@ def _one_cut(index, mode, total_commits):
     except PowerCut:
         pass
     dev.revive()
-    store = EnergyStore(dev, channels=CHANNELS)
+    store = EnergyStore(dev, channels=CHANNELS, prog_size=prog_size)
     store_ref[0] = store
     state = store.load()
     loaded = _check_state(state, (progress.returned, progress.in_flight))
@@ -102,7 +106,7 @@ def _one_cut(index, mode, total_commits):
     progress.returned = loaded
     progress.generation += 1
     _drive(store, loaded + 1, loaded + more, progress)
-    again = EnergyStore(dev, channels=CHANNELS).load()
+    again = EnergyStore(dev, channels=CHANNELS, prog_size=prog_size).load()
     _check_state(again, (loaded + more,))
     assert dev.overwrites == 0, "a program tried to set bits on NOR flash"
     return True
@@ -120,14 +124,33 @@ def test_cut_at_every_operation_over_three_wraps():
     ops = dev.ops
     assert min(dev.erase_counts) >= WRAPS - 1, dev.erase_counts
     assert ops >= total + BLOCKS * (WRAPS - 1)
-    scenarios = 0
-    for index in range(ops):
-        for mode in CUT_MODES:
-            assert _one_cut(index, mode, total), "cut at %d (%s) never happened" % (index, mode)
-            scenarios += 1
-    assert scenarios == 3 * ops
+    assert ops == 142
+    scenarios = _sweep(ops, total, (BLOCK_SIZE, BLOCKS, 256))
+    assert scenarios == 5 * ops
     # Beyond the last operation nothing is cut and the run completes.
     assert not _one_cut(ops, "before", total)
+
+
+def _sweep(ops, total, geometry):
+    scenarios = 0
+    for index in range(ops):
+        for mode, seed in (("before", 0), ("after", 0), ("torn", 0), ("torn", 1), ("torn", 2)):
+            assert _one_cut(index, mode, total, seed, geometry), \
+                "cut at %d (%s) never happened" % (index, mode)
+            scenarios += 1
+    return scenarios
+
+
+def test_cut_at_every_operation_of_the_smallest_ring():
+    geometry = (256, 2, 1)
+    dev = NorFlash(256, 2)
+    store = EnergyStore(dev, channels=CHANNELS, prog_size=1)
+    store.load()
+    total = WRAPS * store.capacity
+    assert store.capacity == 10
+    _drive(store, 1, total, _Progress())
+    assert min(dev.erase_counts) >= WRAPS - 1, dev.erase_counts
+    assert _sweep(dev.ops, total, geometry) == 5 * dev.ops
 
 
 def test_repeated_cuts_while_recovering():

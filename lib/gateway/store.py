@@ -304,10 +304,15 @@ class EnergyStore:
         during the very first commit also leaves one damaged slot). The store can commit either
         way, counting again from the totals the gateway gives it.
 
-        Raises ``JournalFormatError`` when the device holds another format version or channel
-        count that is as new as or newer than anything readable, or when it holds no journal
-        record at all but data spread over more than one block (our own faults, a torn program
-        or a torn erase, only ever leave junk within one block).
+        Raises ``JournalFormatError`` when the device holds a valid record of another format
+        version or channel count that is newer than the newest readable one (or nothing is
+        readable), or when it holds no journal record at all but non-journal data in more than
+        one block. The last rule is a judgement: a power cut leaves junk in one slot (torn
+        program) or one block (torn erase), so one block of junk on an otherwise empty journal
+        reads as empty; foreign data (a filesystem, another program's image) spans blocks.
+
+        The scan reads every block once and briefly holds a block-sized buffer and 4 bytes per
+        slot (about 21 KB for 16 x 4 KiB on a 32-bit board).
         """
         self._scan()
         if self._format_error is not None:
