@@ -441,8 +441,21 @@ def test_file_block_device_behaves_like_nor_flash():
     dev.ioctl(6, 1)
     dev.readblocks(1, buf, 100)
     assert buf == b"\xff\xff\xff\xff"
+    # The simple protocol (no offset) erases whole blocks first, like a real flash driver.
+    dev.writeblocks(2, b"\x00" * 512)
+    dev.writeblocks(2, b"\xf0" * 512)
+    dev.readblocks(2, buf, 0)
+    assert buf == b"\xf0\xf0\xf0\xf0"
+    assert dev.ioctl(3, 0) == 0
+    xrt.raises(OSError, dev.readblocks, 4, buf, 0)
+    xrt.raises(OSError, dev.writeblocks, 3, b"\x00" * 8, 510)
     dev.close()
+    xrt.raises(OSError, dev.readblocks, 0, buf, 0)
     xrt.raises(ValueError, FileBlockDevice, path, 512, 8)
+    dev = FileBlockDevice(path, 512, 4)
+    dev.readblocks(1, buf, 100)
+    assert buf == b"\xff\xff\xff\xff"  # the erase of block 1 was kept
+    dev.close()
 
 
 def test_journal_on_a_file_survives_reopening():
