@@ -638,3 +638,21 @@ def test_oversized_and_unwritable_cases():
     assert "could not keep a last good copy" in result.warnings[0]
     # without a last good path at all
     assert load_config(main, None).ok
+
+
+def test_every_schema_key_is_documented():
+    from gateway.config import SCHEMA, _MODULE_FIELDS
+
+    with open(REPO + "/docs/config.md") as handle:
+        doc = handle.read()
+    sections = {"": doc.split("### ")[1], "modules": doc.split("### `modules`")[1].split("### ")[0]}
+    for name, _default, check in SCHEMA:
+        assert "| `%s` |" % name in sections[""], name
+        if type(check) is tuple:
+            heading = "### `%s`" % name
+            assert heading in doc, heading
+            table = doc.split(heading)[1].split("### ")[0]
+            for field in check:
+                assert "| `%s` |" % field[0] in table, name + "." + field[0]
+    for field in _MODULE_FIELDS:
+        assert "| `%s` |" % field[0] in sections["modules"], "modules[]." + field[0]
