@@ -77,9 +77,10 @@ class Gateway:
             store = EnergyStore(self.board.journal_device(), channels=channels)
             state = store.load()
         except JournalFormatError as exc:
-            if exc.kind == "channels":
-                # the module set changed: start a new journal; the broker's retained totals
-                # (and the per-counter floor below) keep published totals from going backwards
+            if exc.kind == "channels" and self.config_result.ok and not self.config_result.safe_mode:
+                # The user changed the module set in a valid config.json: start a new journal;
+                # the broker's retained totals keep published totals from going backwards.
+                # A fallback config (safe mode, last good) never wipes the journal.
                 self.log.warning("journal holds another channel count; starting a new one")
                 store.format()
                 return store, None
@@ -303,7 +304,7 @@ def wall_time():
 def main():
     """Entry point for main.py."""
     from gateway.boards import detect
-    from gateway.config import load_config
+    from gateway.config import load_config, secret_values
     from gateway.log import Logger
 
     log = Logger()
@@ -312,6 +313,8 @@ def main():
     log.set_level(result.config.get("log_level") or "info")
     for secret in secret_values(result.config):
         log.add_secret(secret)
+    for warning in getattr(result, "warnings", ()) or ():
+        log.warning("%s", warning)
     gateway = Gateway(board, result, log)
     try:
         asyncio.run(gateway.run())
@@ -331,15 +334,6 @@ def main():
         except Exception as commit_exc:
             log.exception("could not commit before reset", commit_exc)
         board.reset()
-
-
-def secret_values(config):
-    out = []
-    for section in ("wifi", "mqtt"):
-        value = (config.get(section) or {}).get("password")
-        if value:
-            out.append(value)
-    return out
 
 
 if __name__ == "__main__":

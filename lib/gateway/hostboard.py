@@ -4,13 +4,20 @@ A simulated UI2 module with a realistic household load runs in real time on a si
 (``tools/rbampsim``, on the path only on a PC), the journal is a file-backed flash image and the
 network is the host's. Environment: ``RBAMP_DATA`` (data folder, default ``.run``),
 ``RBAMP_SIM`` (``UI2@1.3`` style: variant and protocol), ``RBAMP_SIM_SEED``.
+
+Tests drive the simulated hardware from outside the process through two files in the data
+folder: commands written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``,
+one per line; the file is consumed) and the simulators' exact ground truth, rewritten to
+``sim_truth.json`` every second.
 """
 
+import json
 import os
 
 from gateway.boards import Board
 
 _TICK_MS = 10
+_CONTROL_EVERY = 100  # ticks: once a second
 
 
 class HostBoard(Board):
@@ -70,9 +77,59 @@ class HostBoard(Board):
         raise SystemExit(3)
 
     async def background(self):
-        """Keep the simulated modules' 200 ms windows (and DRDY pulses) on time in real time."""
+        """Keep the simulated modules' 200 ms windows (and DRDY pulses) on time in real time;
+        once a second obey ``sim_control`` and publish ``sim_truth.json``."""
         clock = self.clock
+        ticks = 0
         while True:
             for module in self.modules:
                 module.sync()
+            ticks += 1
+            if ticks >= _CONTROL_EVERY:
+                ticks = 0
+                self._obey_control()
+                self._write_truth()
             await clock.asleep_ms(_TICK_MS)
+
+    def _module_at(self, text):
+        addr = int(text, 0)
+        for module in self.modules:
+            if module.addr == addr:
+                return module
+        raise ValueError("no simulated module at %s" % text)
+
+    def _obey_control(self):
+        path = self.path("sim_control")
+        try:
+            with open(path) as f:
+                lines = f.read().split("\n")
+            os.remove(path)
+        except OSError:
+            return  # no commands pending
+        for line in lines:
+            words = line.split()
+            if len(words) != 2:
+                continue
+            module = self._module_at(words[1])
+            if words[0] == "unplug":
+                module.unplug()
+            elif words[0] == "plug":
+                module.plug()
+            elif words[0] == "reboot":
+                module.power_cycle()
+            else:
+                raise ValueError("unknown sim_control command %r" % line)
+
+    def _write_truth(self):
+        out = {}
+        for module in self.modules:
+            truth = module.truth
+            out["0x%02x" % module.addr] = {
+                "import_wh": [truth.import_wh(ch) for ch in range(module.channels)],
+                "export_wh": [truth.export_wh(ch) for ch in range(module.channels)],
+                "present": module.present,
+            }
+        path = self.path("sim_truth.json")
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(out))
+        os.rename(path + ".tmp", path)
