@@ -7,6 +7,10 @@ first such item), which writes a JSON line per finished test; missing lines (a c
 
 Interpreters: ``XRT_MPY64`` and ``XRT_MPY32`` name the binaries (the Makefile sets them). A missing
 interpreter skips its items loudly, except under ``CI=true`` where it is an error.
+
+A module that also sets ``NEEDS_BROKER = True`` gets an MQTT broker of its own while its tests run,
+announced through ``XRT_MQTT_HOST``/``XRT_MQTT_PORT`` (see ``xrt.broker``, which also lets a test
+body stop, start, pause and resume it).
 """
 
 import ast
@@ -66,6 +70,17 @@ def _declared_runtimes(path):
     return None
 
 
+def _declares_true(path, name):
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except SyntaxError:
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return isinstance(node.value, ast.Constant) and node.value.value is True
+    return False
+
+
 def pytest_collect_file(file_path, parent):
     if file_path.suffix != ".py" or not file_path.name.startswith("test_"):
         return None
@@ -92,6 +107,28 @@ class CrossRuntimeModule(pytest.File):
         super().__init__(**kwargs)
         self.runtimes, self.test_names = declared
         self._mpy_results = {}
+        self.needs_broker = _declares_true(self.path, "NEEDS_BROKER")
+        self._broker = None
+
+    def setup(self):
+        if not self.needs_broker:
+            return
+        from xrt.broker import ModuleBroker
+
+        try:
+            self._broker = ModuleBroker.start(self.tmp_dir("broker"))
+        except RuntimeError as exc:
+            if os.environ.get("CI") == "true":
+                raise
+            pytest.skip("no MQTT broker for %s: %s" % (self.module_name, exc))
+        os.environ.update(self._broker.env)
+
+    def teardown(self):
+        if self._broker is not None:
+            for key in self._broker.env:
+                os.environ.pop(key, None)
+            self._broker.close()
+            self._broker = None
 
     def collect(self):
         for runtime in self.runtimes:
