@@ -250,7 +250,7 @@ class Backlog:
     def _scan(self, size):
         """Replay the log; returns None, or a note of what was cut off at the end."""
         offset = 0
-        last_data = 0
+        floor = 0  # a data record must be above every earlier data seq and acknowledgement
         acked = 0
         dropped = 0
         last_seq = 0
@@ -262,23 +262,28 @@ class Backlog:
                 problem = str(exc)
                 break
             if kind == KIND_DATA:
-                if seq <= last_seq:
-                    problem = "data seq %d after %d" % (seq, last_seq)
+                if seq <= floor:
+                    problem = "data seq %d after %d" % (seq, floor)
                     break
-                last_data = seq
-                last_seq = seq
+                floor = seq
+                if seq > last_seq:
+                    last_seq = seq
             else:
+                # a compacted file starts with a mark whose last_seq is above the records after it
                 mark_dropped, mark_last = struct.unpack_from("<II", payload, 0)
-                if seq < acked or mark_last < last_seq or seq > mark_last or mark_dropped < dropped:
+                if seq < acked or seq > mark_last or mark_last < floor or mark_last < last_seq \
+                        or mark_dropped < dropped:
                     problem = "mark out of order"
                     break
                 acked = seq
+                if seq > floor:
+                    floor = seq
                 dropped = mark_dropped
                 last_seq = mark_last
             offset += rec_len
         self.acked_seq = acked
         self.dropped = dropped
-        self.last_seq = last_seq if last_seq >= last_data else last_data
+        self.last_seq = last_seq
         self._end = offset
         self._count = 0
         self._head = offset
