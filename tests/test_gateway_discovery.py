@@ -1,0 +1,211 @@
+"""Home Assistant discovery: fields HA needs, classes and units, unique ids, and templates that
+read the right value out of the documented state and totals payloads."""
+
+RUNTIMES = ("cpython", "mpy64", "mpy32")
+
+import json
+
+import xrt
+from gateway.discovery import discovery_messages, module_key
+
+ORIGIN = {"name": "rbamp-gateway", "sw_version": "0.1.0"}
+MODULES = [
+    {"address": 0x50, "label": "house", "variant": "UI1", "channels": 1, "has_voltage": True,
+     "uid_hex": "00112233445566778899aabb", "fw_version": 4},
+    {"address": 0x51, "label": None, "variant": "I3", "channels": 3, "has_voltage": False,
+     "fw_version": 3},
+]
+EXPECTED_CLASSES = {
+    # quantity: (device_class, unit, state_class, topic suffix)
+    "voltage": ("voltage", "V", "measurement", "state"),
+    "frequency": ("frequency", "Hz", "measurement", "state"),
+    "current": ("current", "A", "measurement", "state"),
+    "power": ("power", "W", "measurement", "state"),
+    "power_factor": ("power_factor", None, "measurement", "state"),
+    "reactive_power": ("reactive_power", "var", "measurement", "state"),
+    "import_wh": ("energy", "Wh", "total_increasing", "totals"),
+    "export_wh": ("energy", "Wh", "total_increasing", "totals"),
+}
+
+
+def configs(prefix="homeassistant", base="rbamp", device_id="rbamp-a1b2c3", modules=None, origin=None):
+    out = []
+    for topic, payload in discovery_messages(prefix, base, device_id, MODULES if modules is None else modules,
+                                             ORIGIN if origin is None else origin):
+        assert isinstance(payload, str)
+        out.append((topic, json.loads(payload)))
+    return out
+
+
+def expand(config, key):
+    """A topic field with HA's '~' prefix substituted."""
+    value = config[key]
+    return config["~"] + value[1:] if value.startswith("~") else value
+
+
+def sample_state():
+    def ch(base, n):
+        return [base + i for i in range(n)]
+
+    return {"modules": {
+        "0x50": {"status": "ok", "voltage": 230.5, "frequency": 50.02, "current": [1.5],
+                 "power": [345.0], "power_factor": [0.97], "reactive_power": [12.5]},
+        "0x51": {"status": "ok", "frequency": 49.98, "current": ch(2.0, 3), "power": ch(500.0, 3),
+                 "power_factor": ch(0.5, 3), "reactive_power": ch(-20.0, 3)},
+    }, "uptime_s": 5, "samples": 25}
+
+
+def sample_totals():
+    return {"0x50": {"import_wh": [1234.5], "export_wh": [0.25]},
+            "0x51": {"import_wh": [10.0, 20.0, 30.0], "export_wh": [1.0, 2.0, 3.0]}}
+
+
+def _lookup(value, path):
+    # path: value_json followed by .name and ['key'] steps; missing -> None (HA's default(none))
+    rest = path[len("value_json"):]
+    while rest:
+        if rest.startswith("."):
+            end = 1
+            while end < len(rest) and rest[end] not in ".[":
+                end += 1
+            key = rest[1:end]
+            rest = rest[end:]
+        elif rest.startswith("['"):
+            end = rest.index("']")
+            key = rest[2:end]
+            rest = rest[end + 2:]
+        else:
+            raise AssertionError("unsupported template path %r" % path)
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def render(template, payload):
+    """Evaluates the two template shapes discovery uses (anything else fails the test)."""
+    assert template.startswith("{{ ") and template.endswith(" }}"), template
+    expr = template[3:-3]
+    if expr.startswith("("):
+        inner, index = expr[1:].split(") [") if ") [" in expr else expr[1:].split(")[")
+        path, default = inner.split(" | default(")
+        n = int(default[len("[none] * "):-1])
+        assert default.startswith("[none] * ") and index.endswith("]"), template
+        value = _lookup(payload, path)
+        if value is None:
+            value = [None] * n
+        return value[int(index[:-1])]
+    path, default = expr.split(" | ")
+    assert default == "default(none)", template
+    return _lookup(payload, path)
+
+
+def test_every_sensor_has_the_fields_home_assistant_needs():
+    found = configs()
+    assert len(found) == (2 + 6) + (1 + 6 * 3)  # no voltage input on 0x51
+    for topic, config in found:
+        for key in ("name", "uniq_id", "stat_t", "val_tpl", "dev_cla", "stat_cla", "avty_t", "dev", "o"):
+            assert key in config, (topic, key)
+        assert topic.startswith("homeassistant/sensor/rbamp-a1b2c3/") and topic.endswith("/config"), topic
+        assert config["~"] == "rbamp/rbamp-a1b2c3"
+        assert expand(config, "avty_t") == "rbamp/rbamp-a1b2c3/availability"
+        assert expand(config, "stat_t") in ("rbamp/rbamp-a1b2c3/state", "rbamp/rbamp-a1b2c3/totals")
+        assert config["dev"]["ids"] == ["rbamp-a1b2c3"]
+        assert config["dev"]["name"] and config["dev"]["sw"] == "0.1.0"
+        assert config["o"] == {"name": "rbamp-gateway", "sw": "0.1.0"}  # no invented support URL
+        assert config["name"]
+
+
+def test_device_class_unit_and_state_class_per_quantity():
+    seen = {}
+    for topic, config in configs():
+        rest = config["uniq_id"].split("_", 2)[2]  # after the device id and the address
+        quantity = rest.rsplit("_", 1)[0] if rest[-1].isdigit() else rest
+        assert quantity in EXPECTED_CLASSES, config["uniq_id"]
+        device_class, unit, state_class, suffix = EXPECTED_CLASSES[quantity]
+        assert config["dev_cla"] == device_class, config
+        assert config.get("unit_of_meas") == unit, config
+        assert config["stat_cla"] == state_class, config
+        assert expand(config, "stat_t").endswith("/" + suffix), config
+        seen[quantity] = seen.get(quantity, 0) + 1
+    assert seen == {"voltage": 1, "frequency": 2, "current": 4, "power": 4, "power_factor": 4,
+                    "reactive_power": 4, "import_wh": 4, "export_wh": 4}
+
+
+def test_unique_ids_and_topics_are_unique_and_stable():
+    first = configs()
+    second = configs()
+    ids = [c["uniq_id"] for _, c in first]
+    topics = [t for t, _ in first]
+    assert len(set(ids)) == len(ids)
+    assert len(set(topics)) == len(topics)
+    assert ids == [c["uniq_id"] for _, c in second]
+    assert "rbamp-a1b2c3_50_power_0" in ids and "rbamp-a1b2c3_51_export_wh_2" in ids
+    # another gateway: no id in common
+    other = [c["uniq_id"] for _, c in configs(device_id="rbamp-ffeedd")]
+    assert not set(ids) & set(other)
+
+
+def test_templates_read_each_sensors_own_value_from_the_payloads():
+    state = sample_state()
+    totals = sample_totals()
+    checked = 0
+    for _, config in configs():
+        _, address, rest = config["uniq_id"].split("_", 2)
+        key = module_key(int(address, 16))
+        payload = totals if config["stat_t"].endswith("totals") else state
+        entry = payload[key] if payload is totals else payload["modules"][key]
+        if rest[-1].isdigit():
+            field, channel = rest.rsplit("_", 1)
+            expected = entry[field][int(channel)]
+        else:
+            expected = entry[rest]
+        assert render(config["val_tpl"], payload) == expected, (config["uniq_id"], config["val_tpl"])
+        checked += 1
+    assert checked == 27
+
+
+def test_an_unreachable_module_reads_as_unknown_not_as_a_template_error():
+    state = {"modules": {"0x50": {"status": "unreachable", "error": "NACK"}, "0x51": {"status": "ok"}}}
+    for _, config in configs():
+        if config["stat_t"].endswith("state"):
+            assert render(config["val_tpl"], state) is None, config["val_tpl"]
+
+
+def test_names_use_the_label_or_the_address_and_number_channels_only_when_several():
+    names = dict((c["uniq_id"], c["name"]) for _, c in configs())
+    assert names["rbamp-a1b2c3_50_power_0"] == "house Power"
+    assert names["rbamp-a1b2c3_51_power_1"] == "module 0x51 Power ch2"
+    assert names["rbamp-a1b2c3_51_import_wh_0"] == "module 0x51 Energy import ch1"
+
+
+def test_support_url_only_when_given_and_odd_device_ids_are_made_safe():
+    found = configs(device_id="gw 1.x", origin={"name": "rbamp-gateway", "sw_version": "1.2",
+                                                 "support_url": "https://example.invalid/help"})
+    topic, config = found[0]
+    assert topic.startswith("homeassistant/sensor/gw_1_x/")
+    assert config["uniq_id"].startswith("gw_1_x_")
+    assert config["dev"]["ids"] == ["gw 1.x"]
+    assert config["~"] == "rbamp/gw 1.x"
+    assert config["o"]["url"] == "https://example.invalid/help"
+
+
+def test_discovery_for_a_three_channel_module_fits_in_12_kb():
+    # the link keeps every message in RAM for republishing (the gateway's heap target is 48 KB)
+    module = [{"address": 0x50, "label": "house", "channels": 3, "has_voltage": True}]
+    messages = discovery_messages("homeassistant", "rbamp", "rbamp-a1b2c3d4e5f6", module, ORIGIN)
+    assert len(messages) == 20
+    total = sum(len(t) + len(p) for t, p in messages)
+    assert total < 12 * 1024, total  # measured: 10.6 KB
+
+
+def test_bad_input_is_refused_with_the_key_named():
+    bad_address = [{"address": 0x90, "channels": 1}]
+    assert "address" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", bad_address, ORIGIN))
+    twice = [{"address": 0x50, "channels": 1}, {"address": 0x50, "channels": 2}]
+    assert "twice" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", twice, ORIGIN))
+    no_channels = [{"address": 0x50}]
+    assert "channels" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", no_channels, ORIGIN))
+    assert "prefix" in str(xrt.raises(ValueError, discovery_messages, "ha/#", "b", "d", MODULES, ORIGIN))
+    assert "device_id" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "gw+1", MODULES, ORIGIN))
+    assert "origin" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", MODULES, {}))
+    assert "label" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d",
+                                     [{"address": 0x50, "channels": 1, "label": 5}], ORIGIN))
