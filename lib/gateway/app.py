@@ -227,7 +227,7 @@ class Gateway:
         self.log.info("journal was empty: totals seeded from the broker's retained values")
 
     async def run(self):
-        from gateway.commit_policy import CommitPolicy
+        from gateway.commit_policy import DEFAULT_HEADROOM, CommitPolicy
         from gateway.metering import Metering
 
         cfg = self.config
@@ -246,7 +246,8 @@ class Gateway:
         except Exception as exc:  # no journal: meter on, but say so loudly
             self.log.error("energy journal unavailable: %s", exc)
         if self.store is not None:
-            policy = CommitPolicy(self.store.counters, step=int(cfg["commit"]["growth_wh"] * 1000),
+            step = max(1, int(cfg["commit"]["growth_wh"] * 1000))
+            policy = CommitPolicy(self.store.counters, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
                                   interval_ms=cfg["commit"]["interval_s"] * 1000, clock=self.clock)
             if state is not None:
                 metering.restore(state.totals)
