@@ -201,6 +201,18 @@ class Observer:
         while sock.readable():
             self.client.wait_msg()
 
+    def sync(self, timeout_ms=5000):
+        """Round trip through the broker: once our own message comes back, the broker has handled
+        everything we sent before it (e.g. the PUBACKs for QoS 1 deliveries)."""
+        topic = "xrt-sync/" + self.client_id
+        if topic not in self.topics:
+            self.client.subscribe(topic, 0)
+            self.topics = self.topics + (topic,)
+        before = len(self.payloads(topic))
+        self.publish(topic, b"sync")
+        if not poll_until(lambda: len(self.payloads(topic)) > before, timeout_ms, self):
+            raise AssertionError("no round trip through the broker within %d ms" % timeout_ms)
+
     def payloads(self, topic):
         return [m for t, m in self.messages if t == topic]
 

@@ -20,6 +20,10 @@ plus the Home Assistant discovery messages (retained, QoS mqtt.qos) and a subscr
 ``<ha prefix>/status``: when Home Assistant announces "online" (its birth message after a
 restart) the discovery messages and "online" are published again.
 
+The link also listens to its own availability topic: a broker that was stalled delivers the last
+wills of our earlier, abandoned connections when it recovers, possibly after the new session's
+"online"; seeing "offline" there while connected, the link publishes "online" again.
+
 Why the socket is not left to umqtt.simple: its calls block (connect, every read, the wait for a
 PUBACK), and the gateway is one asyncio loop whose metering must not stop while a broker dawdles.
 So this module owns the socket: non-blocking, with every wait an ``await`` bounded by
@@ -309,6 +313,8 @@ class MqttLink:
         self._ha_status = None
         self._ha_subscribed = None
         self._birth = False
+        self._watching_availability = False
+        self._reannounce = False
         self._requests = []
         self._unsubscribe = []
         self._stream = None
@@ -530,8 +536,15 @@ class MqttLink:
         """One round of work; returns True if something was sent."""
         self._service()
         await self._flush()
+        if not self._watching_availability:
+            self._watching_availability = True
+            await self._subscribe(self._availability)
         if self._ha_status != self._ha_subscribed:
             await self._follow_ha_prefix()
+        if self._reannounce:
+            self._reannounce = False
+            self.log.warning("mqtt: the broker says we are offline (a stale last will); announcing online again")
+            await self._publish(self._availability, ONLINE, True, self.qos)
         for request in self._requests:
             if not request.subscribed:
                 request.subscribed = True
@@ -689,6 +702,8 @@ class MqttLink:
         self._stream = None
         self.connected = False
         self._ha_subscribed = None
+        self._watching_availability = False
+        self._reannounce = False
         self._unsubscribe = []
         for request in self._requests:
             request.subscribed = False
@@ -773,6 +788,8 @@ class MqttLink:
     def _on_message(self, topic, message):
         if self._ha_status is not None and topic == self._ha_status and message == ONLINE:
             self._birth = True
+        elif topic == self._availability and message == OFFLINE and self.connected and not self._stopping:
+            self._reannounce = True
         for request in self._requests:
             if not request.done and request.topic == topic:
                 request.value = _decode_object(message)
