@@ -271,8 +271,18 @@ class Gateway:
         from gateway.discovery import discovery_messages
         from gateway.mqtt_link import MqttLink
 
+        from gateway.backlog import Backlog, BacklogError
+
         cfg = self.config
-        link = MqttLink(cfg["mqtt"], self.device_id, self.log, clock=self.clock)
+        try:
+            backlog = Backlog(self.board.path("backlog.bin"))
+        except (BacklogError, OSError) as exc:
+            self.log.error("period backlog file unusable (%s); keeping records in RAM", exc)
+            backlog = None
+        link = MqttLink(cfg["mqtt"], self.device_id, self.log, clock=self.clock, backlog=backlog)
+        # period numbers continue after both the journal's and the backlog's last record
+        if link.last_period_seq > self.metering.period_seq:
+            self.metering.period_seq = link.last_period_seq
         ha = cfg["homeassistant"]
         if ha["discovery"]:
             link.set_ha_prefix(ha["prefix"])
