@@ -92,12 +92,14 @@ class Gateway:
 class Watcher:
     """A subscriber on everything: messages in arrival order, retained flags kept."""
 
-    def __init__(self, port, topics=("#",), client_id="e2e-watcher"):
+    def __init__(self, port, topics=("#",), client_id="e2e-watcher", clean_session=True):
         import paho.mqtt.client as mqtt
 
         self.messages = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=clean_session)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p=None: (c.subscribe([(t, 1) for t in topics]), subscribed.set())

@@ -11,6 +11,7 @@ import sys
 from rbamp import RbAmp, RbAmpError
 
 VERSION = "0.1.0"
+SEED_TIMEOUT_MS = 3000
 WATCHDOG_MS = 8000
 STALL_MS = 5000  # the watchdog is fed only while samples keep coming
 
@@ -29,7 +30,8 @@ class Gateway:
         self.started_ms = self.clock.ticks_ms()
         self._last_state_ms = None
         self._last_powers = {}
-        self._stopping = False
+        self._seeded = False
+        self.uptime_ms = 0
 
     # ------------------------------------------------------------------ set-up
     def _make_modules(self):
@@ -121,7 +123,7 @@ class Gateway:
             elif module.error:
                 entry["error"] = module.error
             modules[module.key] = entry
-        return {"modules": modules, "uptime_s": self.clock.ticks_diff(self.clock.ticks_ms(), self.started_ms) // 1000,
+        return {"modules": modules, "uptime_ms": self.uptime_ms,
                 "samples": self.metering.samples, "periods": self.metering.periods,
                 "safe_mode": self.config_result.safe_mode, "config_error": self.config_result.error}
 
@@ -160,8 +162,12 @@ class Gateway:
     async def publisher(self):
         clock = self.clock
         interval_ms = int(self.config["publish"]["interval_s"] * 1000)
+        last = clock.ticks_ms()
         while True:
             await clock.asleep_ms(200)
+            now = clock.ticks_ms()
+            self.uptime_ms += clock.ticks_diff(now, last)  # accumulated: no ticks wrap after days
+            last = now
             due = self._last_state_ms is None or clock.ticks_diff(clock.ticks_ms(), self._last_state_ms) >= interval_ms
             if not due and not self._power_changed():
                 continue
@@ -174,7 +180,8 @@ class Gateway:
         record["ts"] = wall_time()
         if self.link is not None:
             self.link.publish_period(record)
-            self.link.publish_totals(self.totals_payload())
+            if self._seeded:
+                self.link.publish_totals(self.totals_payload())
 
     async def watchdog(self):
         dog = self.board.watchdog(WATCHDOG_MS)
@@ -208,23 +215,31 @@ class Gateway:
                     continue
             await self.clock.asleep_ms(5000)
 
-    async def _seed_from_broker(self, state):
-        """A fresh or wiped journal: the broker's retained totals keep published totals monotonic."""
-        if state is not None or self.link is None:
-            return
-        retained = await self.link.read_retained("totals", 3000)
-        if not retained:
-            return
-        seeded = []
-        for module in self.metering.modules:
-            entry = retained.get(module.key) or {}
-            imports = entry.get("import_wh") or []
-            exports = entry.get("export_wh") or []
-            for ch in range(module.channels):
-                seeded.append(int(imports[ch] * 1000) if ch < len(imports) else 0)
-                seeded.append(int(exports[ch] * 1000) if ch < len(exports) else 0)
-        self.metering.restore(seeded)
-        self.log.info("journal was empty: totals seeded from the broker's retained values")
+    async def _seed_from_broker(self):
+        """Published totals must never go backwards: the journal may lag what was published by
+        up to the commit policy's step (and a wiped journal knows nothing), so the broker's
+        retained totals, when it has them, are a floor. Totals are held back until this ran."""
+        try:
+            retained = await self.link.read_retained("totals", SEED_TIMEOUT_MS)
+        except Exception as exc:  # any trouble: publish from the journal alone
+            self.log.warning("could not read the retained totals: %s", exc)
+            retained = None
+        if isinstance(retained, dict):
+            seeded = []
+            for module in self.metering.modules:
+                entry = retained.get(module.key)
+                if not isinstance(entry, dict):
+                    entry = {}
+                imports = entry.get("import_wh") or []
+                exports = entry.get("export_wh") or []
+                for ch in range(module.channels):
+                    seeded.append(_mwh(imports, ch))
+                    seeded.append(_mwh(exports, ch))
+            before = self.metering.totals()
+            self.metering.restore(seeded)
+            if self.metering.totals() != before:
+                self.log.info("totals raised to the broker's retained values")
+        self._seeded = True
 
     async def run(self):
         from gateway.commit_policy import DEFAULT_HEADROOM, CommitPolicy
@@ -262,7 +277,7 @@ class Gateway:
             self.link = self._make_link(modules)
             tasks.append(self.network())
             tasks.append(self.link.run())
-            tasks.append(self._seed_from_broker(state))
+            tasks.append(self._seed_from_broker())
         self.log.info("gateway %s up: %d module(s), %d channel(s), device id %s", VERSION,
                       len(modules), channels, self.device_id)
         await asyncio.gather(*tasks)
@@ -300,6 +315,15 @@ class Gateway:
         """Orderly stop: commit what changed. (The link's offline message is sent by stop().)"""
         if self.metering is not None:
             self.metering.commit_for_shutdown()
+
+
+def _mwh(values, ch):
+    """A retained Wh value as integer mWh; anything that is not a plain number counts as 0."""
+    if ch < len(values):
+        value = values[ch]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e12:
+            return int(value * 1000)
+    return 0
 
 
 def wall_time():

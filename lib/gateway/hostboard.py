@@ -3,7 +3,8 @@
 A simulated UI2 module with a realistic household load runs in real time on a simulated I2C bus
 (``tools/rbampsim``, on the path only on a PC), the journal is a file-backed flash image and the
 network is the host's. Environment: ``RBAMP_DATA`` (data folder, default ``.run``),
-``RBAMP_SIM`` (``UI2@1.3`` style: variant and protocol), ``RBAMP_SIM_SEED``.
+``RBAMP_SIM`` (``UI2@1.3`` style: variant and protocol), ``RBAMP_SIM_SEED``,
+``RBAMP_SIM_HOUR`` (the simulated time of day the household load starts at, default 7).
 
 Tests drive the simulated hardware from outside the process through two files in the data
 folder: commands written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``,
@@ -42,11 +43,12 @@ class HostBoard(Board):
         variant, _, version = spec.partition("@")
         protocol = 0x03 if version == "1.2" else 0x04
         seed = int(os.getenv("RBAMP_SIM_SEED") or "1")
+        hour = float(os.getenv("RBAMP_SIM_HOUR") or "7")
         clock = RealClock()
         self.sim_clock = clock
         for i, module_cfg in enumerate(cfg["modules"]):
             self.modules.append(SimModule(variant, protocol, addr=module_cfg["address"], clock=clock,
-                                          load=loads.Household(seed=seed + i), seed=seed + i))
+                                          load=loads.Household(seed=seed + i, start_hour=hour), seed=seed + i))
         self._bus = SimI2C(self.modules, freq=cfg["i2c"]["freq"], clock=clock)
         self.clock = clock
 
