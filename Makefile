@@ -11,7 +11,7 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum |
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
 
-.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver
+.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32"
@@ -55,7 +55,10 @@ test: deps
 bench-driver: deps
 	XRT_MPY32=$(abspath $(MPY32)) PYTHONPATH=lib:tools $(VPY) tools/bench_driver.py --write
 
-bench: bench-driver
+bench-gateway: deps
+	XRT_MPY32=$(abspath $(MPY32)) $(VPY) tools/bench_gateway.py --write
+
+bench: bench-driver bench-gateway
 
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist

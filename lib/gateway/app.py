@@ -123,7 +123,7 @@ class Gateway:
             elif module.error:
                 entry["error"] = module.error
             modules[module.key] = entry
-        return {"modules": modules, "uptime_ms": self.uptime_ms,
+        return {"modules": modules, "uptime_ms": self.uptime_ms, "heap_used": heap_used(),
                 "samples": self.metering.samples, "periods": self.metering.periods,
                 "safe_mode": self.config_result.safe_mode, "config_error": self.config_result.error}
 
@@ -208,12 +208,27 @@ class Gateway:
                     await self.board.network_up(self.config, self.log)
                     backoff.reset()
                     self.log.info("network up")
+                    self._sync_time()
                 except OSError as exc:
                     delay = backoff.next_delay_ms()
                     self.log.warning("network: %s; retry in %d ms", exc, delay)
                     await self.clock.asleep_ms(delay)
                     continue
             await self.clock.asleep_ms(5000)
+
+    def _sync_time(self):
+        """NTP once the network is up (boards only: a PC keeps its own time)."""
+        ntp = self.config.get("ntp") or {}
+        if not ntp.get("enabled") or self.board.name == "host":
+            return
+        try:
+            import ntptime
+
+            ntptime.host = ntp.get("host") or ntptime.host
+            ntptime.settime()  # one UDP exchange, bounded by ntptime's own 1 s socket timeout
+            self.log.info("clock set from %s", ntptime.host)
+        except Exception as exc:  # no time: period records carry "ts": null until it works
+            self.log.warning("NTP failed: %s", exc)
 
     async def _seed_from_broker(self):
         """Published totals must never go backwards: the journal may lag what was published by
@@ -315,6 +330,16 @@ class Gateway:
         """Orderly stop: commit what changed. (The link's offline message is sent by stop().)"""
         if self.metering is not None:
             self.metering.commit_for_shutdown()
+
+
+def heap_used():
+    """Bytes of live heap after a collection (MicroPython); None elsewhere."""
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        return None
+    gc.collect()
+    return gc.mem_alloc()
 
 
 def _mwh(values, ch):
