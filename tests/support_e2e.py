@@ -120,13 +120,7 @@ class Watcher:
         return [json.loads(m[1]) for m in self.on(topic)]
 
     def wait_for(self, predicate, timeout_s, what):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            result = predicate()
-            if result:
-                return result
-            time.sleep(0.05)
-        raise AssertionError("timed out after %ss waiting for %s" % (timeout_s, what))
+        return wait_until(predicate, timeout_s, what)
 
     def stop(self):
         self.client.loop_stop()

@@ -184,6 +184,11 @@ def _collect_all():
     return lines
 
 
+def _rows(lines, prefix):
+    """Markdown table rows from the report lines that start with prefix ("bus|", "cpu|")."""
+    return ["| " + " | ".join(line.split("|")[1:]) + " |" for line in lines if line.startswith(prefix)]
+
+
 def _markdown(lines):
     md = ["Measured with `make bench-driver` (tools/bench_driver.py) against the simulator at 50 kHz.",
           "",
@@ -191,10 +196,7 @@ def _markdown(lines):
           "",
           "| variant | protocol | call | transactions | bytes | bus time (us) |",
           "|---|---|---|---:|---:|---:|"]
-    for line in lines:
-        if line.startswith("bus|"):
-            _, variant, proto, name, tr, nb, us = line.split("|")
-            md.append("| %s | %s | %s | %s | %s | %s |" % (variant, proto, name, tr, nb, us))
+    md += _rows(lines, "bus|")
     md += ["",
            "The period snapshot includes the LATCH write, ERROR+PERIOD_VALID, EVENT_FLAGS and UPTIME "
            "(reboot detection) and the period block; the naive loop reads only PERIOD_VALID and the "
@@ -204,10 +206,7 @@ def _markdown(lines):
            "",
            "| runtime | variant | protocol | call | CPU (us) | allocated (bytes) |",
            "|---|---|---|---|---:|---:|"]
-    for line in lines:
-        if line.startswith("cpu|"):
-            _, runtime, variant, proto, name, cpu, alloc = line.split("|")
-            md.append("| %s | %s | %s | %s | %s | %s |" % (runtime, variant, proto, name, cpu, alloc))
+    md += _rows(lines, "cpu|")
     md += ["",
            "Allocation on MicroPython: 0 means the call ran under `micropython.heap_lock()` (the "
            "simulator unlocks only for its own work); otherwise the `gc.mem_alloc()` delta. The "
