@@ -353,3 +353,33 @@ def test_credentials_never_appear_in_payloads_or_logs():
         assert secret not in log.text() and secret not in repr(link.stats)
 
     sb.run(main())
+
+
+def test_live_state_keeps_flowing_during_a_long_catch_up():
+    backlog = fresh_backlog("catchup")
+    link, log = make_link(device="gw-catchup", backlog=backlog)
+    for seq in range(1, 301):
+        link.publish_period({"seq": seq, "ts": None, "modules": {}})
+    state = link.topic("state")
+    period = link.topic("period")
+
+    async def main():
+        observer = sb.Observer(state, period)
+        task = asyncio.create_task(link.run())
+        try:
+            await sb.wait_until(lambda: len(observer.payloads(period)) >= 10, 10000, "the catch-up", observer)
+            link.publish_state({"live": True})
+            await sb.wait_until(lambda: observer.payloads(state), 10000, "the live state", observer)
+            behind = 300 - len(observer.payloads(period))
+            await sb.wait_until(lambda: len(backlog) == 0 and len(observer.payloads(period)) == 300, 60000,
+                                "the end of the catch-up", observer)
+        finally:
+            await sb.finish(link, task)
+            observer.close()
+        assert behind > 100, behind  # the state did not wait for the backlog to drain
+        topics = [t for t, _ in observer.messages]
+        assert 0 < topics.index(state) < len(topics) - 100
+        assert seqs(observer, period) == list(range(1, 301))
+
+    sb.run(main(), timeout_s=120)
+    backlog.close()

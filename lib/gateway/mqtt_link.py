@@ -172,6 +172,14 @@ class _Stream:
         use_recv = hasattr(sock, "recv") and hasattr(sock, "send")
         self._recv = sock.recv if use_recv else sock.read
         self._send = sock.send if use_recv else sock.write
+        # asking poll first spares an EAGAIN exception (an allocation) on every idle round;
+        # TLS may hold decrypted bytes the kernel no longer shows, hence pending()
+        self._pending = getattr(sock, "pending", None)
+        try:
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+        except (TypeError, ValueError, OSError, AttributeError):
+            self._poller = None  # a stream poll() cannot watch: just try to read each round
 
     # --- the socket interface umqtt.simple uses
     def write(self, data, length=None):
@@ -228,6 +236,9 @@ class _Stream:
             self._rx = self._rx[self._pos:]
             self._pos = 0
         if len(self._rx) > 2 * MAX_PACKET:
+            return 0
+        poller = self._poller
+        if poller is not None and not poller.poll(0) and not (self._pending is not None and self._pending()):
             return 0
         try:
             chunk = self._recv(512)
@@ -571,13 +582,14 @@ class MqttLink:
             if self._totals is totals:
                 self._totals = None
             return True
-        if len(self.backlog):
-            await self._publish_oldest_period()
-            return True
+        # before the backlog: a long catch-up must not freeze the live values
         state = self._state
         if state is not None:
             self._state = None
             await self._publish(self._state_topic, state, False, 0)
+            return True
+        if len(self.backlog):
+            await self._publish_oldest_period()
             return True
         await self._keepalive()
         return False
