@@ -257,3 +257,101 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def _make_certificates(folder):
+    """A test CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=xrt test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem",
+        "-days", "2", "-subj", "/CN=another CA")
+
+
+TLS_SCRIPT = """
+import asyncio
+import support_broker as sb
+sb.install_umqtt_names()
+from gateway.mqtt_link import MqttLink
+
+for name, ca in (("right", CA), ("none", None), ("wrong", OTHER)):
+    cfg = {"host": "127.0.0.1", "port": PORT, "tls": True, "ca_file": ca, "base_topic": "tls",
+           "keepalive": 60, "qos": 1, "timeout_s": 3}
+    log = sb.ListLog()
+    link = MqttLink(cfg, "gw-" + name, log, rng_seed=1)
+
+    async def main():
+        task = asyncio.create_task(link.run())
+        queued = False
+        for _ in range(500):
+            if link.stats["failures"] or (queued and link.stats["published"] >= 2):  # online, totals
+                break
+            if link.connected and not queued:
+                link.publish_totals({"via": name})
+                queued = True
+            await asyncio.sleep(0.02)
+        await link.stop()
+        if not task.done():
+            task.cancel()
+
+    asyncio.run(main())
+    print("RESULT", name, link.stats["connects"], link.stats["failures"], link.stats["last_error"])
+    print(log.text())
+"""
+
+
+# ids without the bare runtime names: the plugin tallies "[mpy64]" items as cross-runtime ones
+@pytest.mark.parametrize("runtime", ["cpython", "mpy64"], ids=["link-on-cpython", "link-on-mpy64"])
+def test_tls_with_a_ca_file_verifies_the_broker(tmp_path, runtime):
+    if runtime == "mpy64" and interpreter_for("mpy64") is None:
+        pytest.skip("no mpy64 interpreter")  # mpy32 is built without ssl
+    _make_certificates(tmp_path)
+    tls_port = xbroker.free_port()
+    extra = "listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n" % (
+        tls_port, tmp_path / "server.pem", tmp_path / "server.key")
+    b = xbroker.Broker(str(tmp_path / "broker"), extra_config=extra)
+    if b.kind != "mosquitto":
+        pytest.skip("the TLS listener needs mosquitto")
+    b.start()
+    watcher = PahoWatcher(b.port, "tls/#")
+    try:
+        script = tmp_path / "tls_link.py"
+        script.write_text(TLS_SCRIPT.replace("PORT", str(tls_port)).replace("OTHER", repr(str(tmp_path / "other.pem")))
+                          .replace("CA", repr(str(tmp_path / "ca.pem"))))
+        env = dict(os.environ)
+        env["XRT_RUNTIME"] = runtime
+        if runtime == "cpython":
+            env["PYTHONPATH"] = os.pathsep.join([os.path.join(REPO, d) for d in ("lib", "tests", "tools")] + [UMQTT_DIR])
+            cmd = [sys.executable, str(script)]
+        else:
+            env["MICROPYPATH"] = os.pathsep.join([".frozen"] + [os.path.join(REPO, d) for d in ("lib", "tests", "tools")]
+                                                 + [UMQTT_DIR])
+            cmd = [interpreter_for("mpy64"), str(script)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out
+        results = dict((line.split()[1], line.split(None, 4)[2:]) for line in out.splitlines()
+                       if line.startswith("RESULT"))
+        assert results["right"][:2] == ["1", "0"], out
+        assert results["none"][:2] == ["1", "0"], out
+        assert "not verified" in out
+        assert results["wrong"][0] == "0" and results["wrong"][1] != "0", out  # refused: unknown CA
+        wait_for(lambda: watcher.payloads("tls/gw-right/totals") == [b'{"via":"right"}'], 10, "totals over TLS")
+        assert watcher.payloads("tls/gw-none/totals") == [b'{"via":"none"}']
+        assert watcher.payloads("tls/gw-wrong/totals") == []
+    finally:
+        watcher.close()
+        b.stop()

@@ -162,9 +162,10 @@ class _Stream:
     rather than wait (``_ReplyDeferred`` while ``deferring``, MqttError past the end of the data).
     """
 
-    def __init__(self, sock):
+    def __init__(self, sock, would_block=()):
         self.sock = sock
         self.deferring = False
+        self._would_block = would_block  # exception types meaning "try again" (CPython's TLS)
         self._rx = bytearray()
         self._pos = 0
         self._tx = bytearray()
@@ -219,7 +220,7 @@ class _Stream:
         try:
             sent = self._send(memoryview(self._tx)[self._tx_pos:])
         except OSError as exc:
-            if exc.args and exc.args[0] in _WOULD_BLOCK:
+            if self._retry_later(exc):
                 return 0
             raise
         if not sent:
@@ -243,7 +244,7 @@ class _Stream:
         try:
             chunk = self._recv(512)
         except OSError as exc:
-            if exc.args and exc.args[0] in _WOULD_BLOCK:
+            if self._retry_later(exc):
                 return 0
             raise
         if chunk is None:
@@ -252,6 +253,11 @@ class _Stream:
             raise OSError(errno.ECONNRESET, "the broker closed the connection")
         self._rx.extend(chunk)
         return len(chunk)
+
+    def _retry_later(self, exc):
+        if self._would_block and isinstance(exc, self._would_block):
+            return True
+        return bool(exc.args) and exc.args[0] in _WOULD_BLOCK
 
     def next_packet(self):
         """(first byte, total length) of the complete packet at the read position, or None."""
@@ -663,8 +669,8 @@ class MqttLink:
             await clock.asleep_ms(self.poll_ms)
         poller.unregister(sock)
         if self._tls:
-            sock = self._wrap_tls(sock)
-            self._stream = _Stream(sock)
+            sock, would_block = self._wrap_tls(sock)
+            self._stream = _Stream(sock, would_block)
         client = self._client_class(self.client_id, self.host, self.port, self._user, self._password,
                                     self.keepalive_s)
         client.sock = self._stream
@@ -686,6 +692,7 @@ class MqttLink:
         return self._connack is not None
 
     def _wrap_tls(self, sock):
+        """The TLS socket and the exception types that mean "would block" on it."""
         import ssl
 
         # the handshake blocks: bound it by the socket timeout, then go back to non-blocking
@@ -698,7 +705,8 @@ class MqttLink:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             if self._ca_file:
                 context.verify_mode = ssl.CERT_REQUIRED
-                context.load_verify_locations(cafile=self._ca_file)
+                for der in ca_certificates(self._ca_file):
+                    context.load_verify_locations(cadata=der)
             else:
                 if hasattr(context, "check_hostname"):
                     context.check_hostname = False
@@ -707,7 +715,9 @@ class MqttLink:
         else:
             wrapped = ssl.wrap_socket(sock, server_hostname=self.host)
         wrapped.setblocking(False)
-        return wrapped
+        would_block = tuple(getattr(ssl, name) for name in ("SSLWantReadError", "SSLWantWriteError")
+                            if hasattr(ssl, name))
+        return wrapped, would_block
 
     def _close(self):
         stream = self._stream
@@ -893,6 +903,32 @@ class MqttLink:
             self._client.ping()
             self._ping_at = now
             await self._flush()
+
+
+def ca_certificates(path):
+    """The DER certificates in a CA file (PEM with one or more certificates, or one DER one).
+
+    DER because MicroPython's TLS may be built without a PEM parser (the unix port's is)."""
+    from binascii import a2b_base64
+
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if b"-----BEGIN" not in data:
+        return [data]
+    found = []
+    begin = b"-----BEGIN CERTIFICATE-----"
+    end = b"-----END CERTIFICATE-----"
+    start = data.find(begin)
+    while start >= 0:
+        stop = data.find(end, start)
+        if stop < 0:
+            break
+        body = b"".join(data[start + len(begin):stop].split())
+        found.append(a2b_base64(body))
+        start = data.find(begin, stop)
+    if not found:
+        raise ValueError("no certificate in %s" % path)
+    return found
 
 
 def _encode_json(payload):

@@ -104,8 +104,9 @@ def amqtt_path():
 class Broker:
     """One broker process on a fixed loopback port, restartable on that port."""
 
-    def __init__(self, workdir, port=None, kind=None):
+    def __init__(self, workdir, port=None, kind=None, extra_config=""):
         self.workdir = workdir
+        self.extra_config = extra_config  # more mosquitto.conf lines, e.g. a TLS listener
         os.makedirs(workdir, exist_ok=True)
         self.port = port or free_port()
         if kind is None:
@@ -131,6 +132,7 @@ class Broker:
                 fh.write("log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
                 # run as root, mosquitto would switch to the 'mosquitto' user and lose the workdir
                 fh.write("user %s\n" % getpass.getuser())
+                fh.write(self.extra_config)
             return [mosquitto_path(), "-c", conf]
         conf = os.path.join(self.workdir, "amqtt.yaml")
         with open(conf, "w", encoding="utf-8") as fh:
