@@ -346,9 +346,11 @@ def listening_socket(backlog=4):
 
 class FakeServer:
     """Accepts connections in an asyncio task and answers each with `reply` (bytes, or None to
-    stay silent), then either keeps the connection open or closes it."""
+    stay silent), then either keeps the connection open or closes it. With a virtual `clock` it
+    naps on that clock, so virtual time cannot run past a reply it has yet to send."""
 
-    def __init__(self, reply=None, close_after_reply=False):
+    def __init__(self, reply=None, close_after_reply=False, clock=None):
+        self.clock = clock
         self.sock, self.port = listening_socket()
         self.sock.setblocking(False)
         self.reply = reply
@@ -380,7 +382,10 @@ class FakeServer:
                         self.received += data
                 except OSError:
                     pass
-            await asyncio.sleep(0.005)
+            if self.clock is not None:
+                await self.clock.asleep_ms(1)
+            else:
+                await asyncio.sleep(0.005)
 
     def close(self):
         self._stopped = True

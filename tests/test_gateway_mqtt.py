@@ -383,3 +383,19 @@ def test_live_state_keeps_flowing_during_a_long_catch_up():
 
     sb.run(main(), timeout_s=120)
     backlog.close()
+
+
+def test_keepalive_pings_hold_an_idle_connection():
+    # mosquitto drops a client that is silent for 1.5 keepalive periods
+    link, log = make_link(device="gw-idle", keepalive=1)
+
+    async def main():
+        task = asyncio.create_task(link.run())
+        try:
+            await sb.wait_until(lambda: link.stats["pings"] >= 4, 10000, "four pings")
+            assert link.connected
+        finally:
+            await sb.finish(link, task)
+
+    sb.run(main())
+    assert link.stats["connects"] == 1 and link.stats["failures"] == 0, link.stats

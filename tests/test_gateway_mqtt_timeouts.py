@@ -235,3 +235,28 @@ def test_stop_without_run_returns_at_once():
     link = MqttLink({"host": "127.0.0.1", "port": 1}, "gw", sb.ListLog())
     sb.run(link.stop(), timeout_s=5)
     assert not link.connected
+
+
+def test_an_unanswered_ping_ends_the_session():
+    from rbampsim.clock import VirtualClock
+
+    # CONNACK, the PUBACK for "online" (packet id 1), the SUBACK for our availability topic (2);
+    # then nothing, not even a PINGRESP
+    clock = VirtualClock()
+    server = sb.FakeServer(b"\x20\x02\x00\x00" + b"\x40\x02\x00\x01" + b"\x90\x03\x00\x02\x00", clock=clock)
+    link, log = link_for(server.port, clock=clock, timeout_s=2, keepalive=10)
+
+    async def main():
+        serving = asyncio.create_task(server.serve())
+        task = asyncio.create_task(link.run())
+        try:
+            await sb.wait_until(lambda: link.stats["failures"] >= 1, 15000, "the missing PINGRESP")
+        finally:
+            await sb.finish(link, task)
+            serving.cancel()
+            server.close()
+
+    sb.run(main())
+    assert link.stats["connects"] >= 1 and link.stats["pings"] >= 1, link.stats
+    assert "no PINGRESP within 2000 ms" in link.stats["last_error"], link.stats
+    assert b"\xc0\x00" in server.received  # the PINGREQ went out

@@ -348,6 +348,7 @@ class MqttLink:
         self._connects = 0
         self._failures = 0
         self._published = 0
+        self._pings = 0
         self._states_dropped = 0
         self._periods_refused = 0
         self._last_error = None
@@ -411,6 +412,7 @@ class MqttLink:
             "connects": self._connects,
             "failures": self._failures,
             "published": self._published,
+            "pings": self._pings,
             "backlog_pending": len(self.backlog),
             "backlog_dropped": self.backlog.dropped,
             "states_dropped": self._states_dropped,
@@ -552,7 +554,8 @@ class MqttLink:
     async def _step(self):
         """One round of work; returns True if something was sent."""
         self._service()
-        await self._flush()
+        if self._stream.tx_pending():
+            await self._flush()
         if not self._watching_availability:
             self._watching_availability = True
             await self._subscribe(self._availability)
@@ -597,7 +600,8 @@ class MqttLink:
         if len(self.backlog):
             await self._publish_oldest_period()
             return True
-        await self._keepalive()
+        if self._keepalive_due():
+            await self._ping()
         return False
 
     def _held(self, topic):
@@ -889,20 +893,24 @@ class MqttLink:
             step += 1
             await clock.asleep_ms(wait)
 
-    async def _keepalive(self):
+    def _keepalive_due(self):
+        """True when a PINGREQ should go out; raises once a sent one went unanswered too long."""
         if not self.keepalive_s:
-            return
+            return False
         clock = self.clock
         now = clock.ticks_ms()
         if self._ping_at is not None:
             if clock.ticks_diff(now, self._ping_at) >= self.timeout_ms:
                 raise OSError(errno.ETIMEDOUT, "no PINGRESP within %d ms" % self.timeout_ms)
-            return
+            return False
         half = self.keepalive_s * 500
-        if clock.ticks_diff(now, self._last_tx_ms) >= half or clock.ticks_diff(now, self._last_rx_ms) >= half:
-            self._client.ping()
-            self._ping_at = now
-            await self._flush()
+        return clock.ticks_diff(now, self._last_tx_ms) >= half or clock.ticks_diff(now, self._last_rx_ms) >= half
+
+    async def _ping(self):
+        self._pings += 1
+        self._client.ping()
+        self._ping_at = self.clock.ticks_ms()
+        await self._flush()
 
 
 def ca_certificates(path):
