@@ -43,12 +43,26 @@ Blocking that remains: the DNS lookup of a host name (``getaddrinfo`` has no tim
 boards; an IP address avoids it) and, with TLS, the handshake (bounded by ``timeout_s`` through
 the socket timeout).
 
-Period records are acknowledged in the backlog after their PUBACK (after the write at QoS 0), so
-a record is published again only if the gateway dies between the PUBACK and that
-acknowledgement. Without a ``backlog`` argument the link keeps at most
+Period records are acknowledged in the backlog after their PUBACK (after the write at QoS 0).
+QoS 1 is at-least-once: a record is published a second time if the connection dies after the
+broker took it but before its PUBACK reached us (a stalled broker), or if the gateway dies between
+the PUBACK and the acknowledgement; subscribers can drop repeats by ``seq``, which only grows.
+Live state goes out before the backlog, so a long catch-up does not freeze the live values.
+Without a ``backlog`` argument the link keeps at most
 DEFAULT_MEMORY_BACKLOG records in RAM, which a reset loses; the application should pass a
 ``gateway.backlog.Backlog`` on the board's filesystem, and continue its period numbering from
 ``link.last_period_seq`` (records with a seq not above it are refused).
+
+``read_retained`` cannot tell "nothing retained" from "no answer in time": both are None.
+
+``stats``: connects, failures, published (messages that completed: PUBACK at QoS 1, written at
+QoS 0), pings, backlog_pending, backlog_dropped (full backlog), states_dropped (offline),
+periods_refused (seq not increasing, or the backlog could not store it), last_error (text of
+the exception that ended the last session, never containing credentials).
+
+With TLS, ``ca_file`` may hold PEM (one or more certificates) or one DER certificate; they are
+loaded as DER, because MicroPython's TLS may be built without a PEM parser. Without ``ca_file``
+the connection is encrypted but the broker's certificate is not verified (a warning says so).
 """
 
 import errno
