@@ -145,13 +145,27 @@ def test_state_is_dropped_offline_and_only_the_latest_is_sent():
 
 
 def test_discovery_is_retained_and_published_again_when_home_assistant_comes_online():
+    _discovery_round_trip(built_on_demand=False)
+
+
+def test_discovery_built_on_demand_is_published_the_same_way():
+    _discovery_round_trip(built_on_demand=True)
+
+
+def _discovery_round_trip(built_on_demand):
     from gateway.discovery import discovery_messages
 
     link, log = make_link(device="gw-ha")
     prefix = sb.unique("ha")
     messages = discovery_messages(prefix, link.base_topic, "gw-ha", MODULES, ORIGIN)
     link.set_ha_prefix(prefix)
-    link.set_discovery(messages)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return discovery_messages(prefix, link.base_topic, "gw-ha", MODULES, ORIGIN)
+
+    link.set_discovery(build if built_on_demand else messages)
     expected = dict((t, p.encode()) for t, p in messages)
 
     async def main():
@@ -175,6 +189,8 @@ def test_discovery_is_retained_and_published_again_when_home_assistant_comes_onl
         assert "Home Assistant is online" in log.text()
 
     sb.run(main())
+    if built_on_demand:
+        assert len(calls) == 3  # checked once when set, then built for each of the two publications
 
 
 def test_read_retained_returns_the_brokers_value_and_holds_our_totals_meanwhile():

@@ -322,8 +322,11 @@ class Gateway:
                 infos.append({"address": module.address, "label": module.label, "variant": dev.variant,
                               "channels": dev.channels, "has_voltage": dev.has_voltage,
                               "fw_version": dev.version})
-            link.set_discovery(discovery_messages(ha["prefix"], cfg["mqtt"]["base_topic"], self.device_id,
-                                                  infos, {"name": "rbamp-gateway", "sw_version": VERSION}))
+            base = cfg["mqtt"]["base_topic"]
+            device_id = self.device_id
+            origin = {"name": "rbamp-gateway", "sw_version": VERSION}
+            # built when published, not held in RAM
+            link.set_discovery(lambda: discovery_messages(ha["prefix"], base, device_id, infos, origin))
         return link
 
     def shutdown(self):
