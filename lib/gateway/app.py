@@ -27,7 +27,6 @@ class Gateway:
         self.link = None
         self.store = None
         self.device_id = None
-        self.started_ms = self.clock.ticks_ms()
         self._last_state_ms = None
         self._last_powers = {}
         self._seeded = False

@@ -66,6 +66,17 @@ def _crc(data):
     return crc32(data)
 
 
+def _checked_record(seq, payload, last_seq, max_record):
+    """The payload as bytes, once seq and size are acceptable for the next append."""
+    _check_seq(seq)
+    data = _encode_payload(payload)
+    if seq <= last_seq:
+        raise ValueError("seq %d is not above the last one (%d)" % (seq, last_seq))
+    if len(data) > max_record:
+        raise ValueError("record of %d bytes exceeds max_record %d" % (len(data), max_record))
+    return data
+
+
 def _encode_payload(payload):
     if isinstance(payload, str):
         return payload.encode()
@@ -142,12 +153,7 @@ class Backlog:
 
     def append(self, seq, payload):
         """Store one record durably. Returns once it is flushed to the filesystem."""
-        _check_seq(seq)
-        data = _encode_payload(payload)
-        if seq <= self.last_seq:
-            raise ValueError("seq %d is not above the last one (%d)" % (seq, self.last_seq))
-        if len(data) > self.max_record:
-            raise ValueError("record of %d bytes exceeds max_record %d" % (len(data), self.max_record))
+        data = _checked_record(seq, payload, self.last_seq, self.max_record)
         self._ensure_open()
         if self._count >= self.capacity:
             self._drop_oldest()
@@ -427,12 +433,7 @@ class MemoryBacklog:
         return len(self._records)
 
     def append(self, seq, payload):
-        _check_seq(seq)
-        data = _encode_payload(payload)
-        if seq <= self.last_seq:
-            raise ValueError("seq %d is not above the last one (%d)" % (seq, self.last_seq))
-        if len(data) > self.max_record:
-            raise ValueError("record of %d bytes exceeds max_record %d" % (len(data), self.max_record))
+        data = _checked_record(seq, payload, self.last_seq, self.max_record)
         if len(self._records) >= self.capacity:
             self.acked_seq = self._records.pop(0)[0]
             self.dropped += 1

@@ -87,6 +87,7 @@ class RbAmp(Provisioning):
         self.tier = 0
         self.energy = None
         self.flash_blank = False
+        self._config_dirty = False  # a setting changed through this object since the last save
         self._burst = False
         self._byte = bytearray(1)
         self._flush = bytearray(1)

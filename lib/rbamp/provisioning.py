@@ -128,7 +128,7 @@ class Provisioning:
         Skipped (returns False) when nothing changed through this object and the module's flash
         is not blank, unless ``force``. v1.3 uses SAVE_USER_CONFIG, older firmware SAVE_GAINS."""
         self._require_begun()
-        if not (force or self.flash_blank or getattr(self, "_config_dirty", False)):
+        if not (force or self.flash_blank or self._config_dirty):
             return False
         if self.capability & R.CAP_SAVE_USER_CONFIG or self.version >= R.VERSION_V13:
             opcode = R.CMD_SAVE_USER_CONFIG
