@@ -62,5 +62,15 @@ bench-gateway: deps
 
 bench: bench-driver bench-gateway
 
+# Board code compiled with mpy-cross: `mpy` for both board targets (armv6m: Pico W, xtensawin:
+# ESP32) into build/mpy/<arch>/; `mpy-bundle` the bytecode copy for stock firmware in
+# build/mpy-bundle/ (lib/rbamp/*.mpy, lib/gateway/*.mpy, boot.py, main.py). See tools/build_mpy.py.
+.PHONY: mpy mpy-bundle
+mpy: venv
+	$(VPY) tools/build_mpy.py mpy build/mpy
+
+mpy-bundle: venv
+	$(VPY) tools/build_mpy.py bundle build/mpy-bundle
+
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist

