@@ -11,7 +11,7 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum |
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
 
-.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway
+.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway bench-journal bench-energy bench-deps
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32"
@@ -51,16 +51,35 @@ run: deps
 test: deps
 	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
 
-# Benchmarks rewrite their section of BENCHMARKS.md; each can run on its own.
-bench-driver: deps
-	XRT_MPY32=$(abspath $(MPY32)) PYTHONPATH=lib:tools $(VPY) tools/bench_driver.py --write
+# Benchmarks rewrite their section of BENCHMARKS.md and their plots in docs/bench/; each can run
+# on its own. Their plotting library is installed here, not for `make test`.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
+BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy
+
+$(BENCH_STAMP): requirements-bench.txt | $(STAMP)
+	$(VPY) -m pip install -q -r requirements-bench.txt
+	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_TARGETS): export XRT_MPY32 := $(abspath $(MPY32))
+
+bench-driver: deps bench-deps
+	PYTHONPATH=lib:tools $(VPY) tools/bench_driver.py --write
+
+bench-journal: deps bench-deps
+	$(VPY) tools/bench_journal.py --write
 
 # The gateway measured as a board runs it: an mpy32 build with our code frozen in.
-bench-gateway: deps
+bench-gateway: deps bench-deps
 	tools/build_mpy32.sh $(CACHE)/mpy32 firmware/host_manifest.py >/dev/null
 	$(VPY) tools/bench_gateway.py --write
 
-bench: bench-driver bench-gateway
+bench-energy: deps bench-deps
+	$(VPY) tools/bench_energy.py --write
+
+bench: $(BENCH_TARGETS)
 
 # Board code compiled with mpy-cross: `mpy` for both board targets (armv6m: Pico W, xtensawin:
 # ESP32) into build/mpy/<arch>/; `mpy-bundle` the bytecode copy for stock firmware in
