@@ -91,5 +91,18 @@ mpy: venv
 mpy-bundle: venv
 	$(VPY) tools/build_mpy.py bundle build/mpy-bundle
 
+# The gateway onto a board with mpremote (tools/deploy.py): PORT=/dev/ttyACM0 [CONFIG=config.json].
+# RESUME=1 (no soft reset on connect) and NO_RESET=1 are for the unix port behind a pty (tests).
+.PHONY: deploy deploy-mpy deploy-config
+DEPLOY_ARGS = --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(RESUME),--resume) $(if $(NO_RESET),--no-reset)
+deploy: venv
+	$(VPY) tools/deploy.py $(DEPLOY_ARGS)
+
+deploy-mpy: mpy-bundle
+	$(VPY) tools/deploy.py --source build/mpy-bundle $(DEPLOY_ARGS)
+
+deploy-config: venv
+	$(VPY) tools/deploy.py --config-only $(DEPLOY_ARGS)
+
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist

@@ -1,0 +1,193 @@
+"""Put the gateway on a board over its USB serial port with mpremote (`make deploy*`).
+
+    make deploy PORT=/dev/ttyACM0 [CONFIG=config.json]    # lib/rbamp, lib/gateway, boot.py, main.py
+    make deploy-mpy PORT=/dev/ttyACM0 [CONFIG=...]        # the same from the .mpy bundle
+    make deploy-config PORT=/dev/ttyACM0 CONFIG=...       # config.json only
+
+What reaches the board: the board's .py (or .mpy) files of the packages under ``<source>/lib`` into
+``/lib``, then ``boot.py`` and ``main.py`` into ``/``, then the config as ``/config.json``, then a
+reset so the board boots into the new code. The packages' old copies on the board are removed
+first: MicroPython imports ``x.py`` before ``x.mpy``, so a stale source file would shadow the
+new bundle. A config is validated with the gateway's own parser (under CPython) before anything
+is sent; without CONFIG the board must already hold a config.json, because a gateway without
+one runs in safe mode (metering, no network) and that is rarely what a deploy means.
+
+``--resume`` adds mpremote's ``resume`` (no soft reset on connect) and ``--no-reset`` skips the
+final reset: both are for MicroPython's unix port behind a pty, where a soft reset or a reset
+would end the process (tests/test_deploy.py).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("rbamp", "gateway")
+ROOT_FILES = ("boot.py", "main.py")
+CODE_SUFFIXES = (".py", ".mpy")
+
+# Runs on the board: removes the packages' previous copies (any mix of .py and .mpy).
+REMOVE_OLD_PACKAGES = """import os
+def _rbamp_rm(path):
+    try:
+        mode = os.stat(path)[0]
+    except OSError:
+        return
+    if mode & 0x4000:
+        for name in os.listdir(path):
+            _rbamp_rm(path + '/' + name)
+        os.rmdir(path)
+    else:
+        os.remove(path)
+for _rbamp_pkg in %r:
+    _rbamp_rm('lib/' + _rbamp_pkg)
+del _rbamp_rm
+""" % (PACKAGES,)
+
+CONFIG_PROBE = """import os
+try:
+    os.stat('config.json')
+    print('rbamp-config: present')
+except OSError:
+    print('rbamp-config: missing')
+"""
+
+
+class DeployError(Exception):
+    """A problem the user can fix; reported as one line."""
+
+
+def package_files(source):
+    """Paths (relative to ``source``) of the package files that go on the board.
+
+    From the repository: the board modules as tools/build_mpy.py lists them (host-only files
+    and manifests left out). From a bundle: every .py/.mpy under its lib/, which it built from
+    that same list."""
+    if os.path.abspath(source) == ROOT:
+        from build_mpy import board_modules
+
+        return board_modules()
+    found = []
+    for package in PACKAGES:
+        top = os.path.join(source, "lib", package)
+        if not os.path.isdir(top):
+            raise DeployError("%s is missing (build it with `make mpy-bundle`)" % top)
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(CODE_SUFFIXES):
+                    found.append(os.path.relpath(os.path.join(folder, name), source))
+    return found
+
+
+def stage(source, files, staging):
+    """A copy of exactly the board's lib/ tree (no caches, no packaging files) for `cp -r lib :`."""
+    for rel in files:
+        target = os.path.join(staging, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(os.path.join(source, rel), target)
+    return os.path.join(staging, "lib")
+
+
+def validate_config(path):
+    """The gateway's own verdict on a config file; raises DeployError with its message."""
+    if not os.path.isfile(path):
+        raise DeployError("config file not found: %s" % path)
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    try:
+        from gateway.config import load_config
+    finally:
+        sys.path.pop(0)
+    result = load_config(path)
+    if not result.ok:
+        raise DeployError("refusing to deploy an invalid config: %s" % result.error)
+
+
+def mpremote(port, resume, *commands, capture=False):
+    argv = [sys.executable, "-m", "mpremote", "connect", port]
+    if resume:
+        argv.append("resume")
+    argv.extend(commands)
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, text=True,
+                          stdout=subprocess.PIPE if capture else None)
+    if done.returncode != 0:
+        raise DeployError("mpremote failed (exit %d) on %s" % (done.returncode, port))
+    return done.stdout or ""
+
+
+def board_has_config(port, resume):
+    out = mpremote(port, resume, "exec", CONFIG_PROBE, capture=True)
+    if "rbamp-config: present" in out:
+        return True
+    if "rbamp-config: missing" in out:
+        return False
+    raise DeployError("unexpected answer from the board while looking for config.json: %r" % out[-200:])
+
+
+def deploy(args):
+    source = os.path.abspath(args.source)
+    for name in ROOT_FILES:
+        if not os.path.isfile(os.path.join(source, name)):
+            raise DeployError("%s is missing in %s" % (name, source))
+    files = package_files(source)
+    if args.config:
+        validate_config(args.config)
+    elif not board_has_config(args.port, args.resume):
+        raise DeployError("the board has no config.json: give CONFIG=path/to/config.json "
+                          "(start from config.example.json)")
+    commands = ["exec", REMOVE_OLD_PACKAGES]
+    with tempfile.TemporaryDirectory(prefix="rbamp-deploy-") as staging:
+        lib = stage(source, files, staging)
+        # ":." and not ":": the unix port's os.stat("") fails, and mpremote would then copy
+        # lib's contents instead of lib itself; "." is the root on a board too (its cwd)
+        commands += ["+", "cp", "-r", lib, ":."]
+        commands += ["+", "cp"] + [os.path.join(source, name) for name in ROOT_FILES] + [":."]
+        if args.config:
+            commands += ["+", "cp", args.config, ":config.json"]
+        if not args.no_reset:
+            commands += ["+", "reset"]
+        mpremote(args.port, args.resume, *commands)
+    print("deployed %d files from %s to %s%s" % (len(files) + len(ROOT_FILES), source, args.port,
+                                                " with " + args.config if args.config else ""))
+
+
+def deploy_config(args):
+    if not args.config:
+        raise DeployError("make deploy-config needs CONFIG=path/to/config.json")
+    validate_config(args.config)
+    commands = ["cp", args.config, ":config.json"]
+    if not args.no_reset:
+        commands += ["+", "reset"]
+    mpremote(args.port, args.resume, *commands)
+    print("deployed %s to %s as config.json" % (args.config, args.port))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Copy the gateway to a board with mpremote")
+    parser.add_argument("--port", default="", help="the board's serial port, e.g. /dev/ttyACM0")
+    parser.add_argument("--config", default="", help="config.json to put on the board")
+    parser.add_argument("--source", default=ROOT,
+                        help="folder holding lib/, boot.py and main.py (the repository, or the .mpy bundle)")
+    parser.add_argument("--config-only", action="store_true", help="push only config.json")
+    parser.add_argument("--resume", action="store_true", help="no soft reset on connect (unix port)")
+    parser.add_argument("--no-reset", action="store_true", help="leave the board running its REPL")
+    args = parser.parse_args(argv)
+    if not args.port:
+        print("deploy: no serial port: give PORT=/dev/ttyACM0 (list them with `mpremote devs`)", file=sys.stderr)
+        return 2
+    try:
+        if args.config_only:
+            deploy_config(args)
+        else:
+            deploy(args)
+    except DeployError as exc:
+        print("deploy: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
