@@ -6,7 +6,8 @@ board's filesystem on stock firmware), where config.json and the backlog are, ho
 comes up, and how to reset. ``detect()`` picks the profile from ``sys.platform``.
 
 The flash layouts match ``firmware/boards``: ESP32 images carry a data partition labelled
-``energy`` (16 x 4 KiB); Pico W images reserve the last 64 KiB before the filesystem for the
+``energy`` (16 x 4 KiB); Pico W images reserve the 64 KiB right before the filesystem (the first
+64 KiB of MicroPython's flash storage region, whose rest the image's ``_boot.py`` mounts) for the
 journal; such an image freezes a ``board_layout`` module naming that region, and only then is
 ``rp2.Flash(start=, len=)`` used. On stock firmware the same offsets would land inside the
 filesystem, so there the journal is a file.

@@ -1,0 +1,11 @@
+# RPI_PICO_W's image contents (the port's boards/manifest.py plus the board's own requirements)
+# with this board's _boot.py in place of the port's, and the board_layout module.
+freeze("$(PORT_DIR)/modules", ("rp2.py", "_boot_fat.py"))
+freeze("$(BOARD_DIR)", ("_boot.py", "board_layout.py"))
+include("$(MPY_DIR)/extmod/asyncio")
+require("onewire")
+require("ds18x20")
+require("dht")
+require("neopixel")
+require("bundle-networking")
+require("aioble")
