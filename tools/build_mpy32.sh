@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the mpy32 interpreter: MicroPython's unix port, 32-bit, single-precision floats,
-# from Debian trixie's `micropython` source package. The result is cached; a second run is a no-op.
+# from Debian trixie's `micropython` source package. The result is cached; a second run is a no-op
+# (for a frozen variant: as long as the frozen files are unchanged).
 #
 # usage: tools/build_mpy32.sh CACHE_DIR [FROZEN_MANIFEST]
 #   prints the path of the built binary on its last line.
@@ -53,6 +54,36 @@ fi
 srcdir=${srcdir%/}
 log "source: $srcdir"
 
+# A frozen variant is rebuilt only when what it freezes changed: the files the manifest names
+# (listed by MicroPython's own manifest tool), the manifests it visits, and this script.
+inputs_stamp="$out.inputs"
+inputs_hash=""
+if [ -n "$manifest" ]; then
+    inputs_hash=$(python3 - "$srcdir" "$manifest" "$0" <<'PY'
+import hashlib, sys
+srcdir, manifest, script = sys.argv[1:]
+sys.path.insert(0, srcdir + "/tools")
+import manifestfile
+m = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
+    "MPY_DIR": srcdir, "MPY_LIB_DIR": srcdir + "/lib/micropython-lib",
+    "PORT_DIR": srcdir + "/ports/unix", "BOARD_DIR": None})
+m.execute(manifest)
+digest = hashlib.sha256()
+# _visited: the manifest files evaluated (manifestfile.py of the pinned release keeps them there)
+for path in sorted(set(f.full_path for f in m.files()) | m._visited | {script}):
+    digest.update(path.encode() + b"\0" + str([f.opt for f in m.files() if f.full_path == path]).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read())
+print(digest.hexdigest())
+PY
+)
+    if [ -x "$out" ] && [ "$(cat "$inputs_stamp" 2>/dev/null)" = "$inputs_hash" ]; then
+        log "frozen build is up to date"
+        echo "$out"
+        exit 0
+    fi
+fi
+
 jobs=$(nproc 2>/dev/null || echo 2)
 make -C "$srcdir/mpy-cross" -j"$jobs" >&2
 
@@ -66,4 +97,7 @@ make -C "$srcdir/ports/unix" -j"$jobs" VARIANT=standard BUILD="$build_dir" PROG=
     CFLAGS_EXTRA="-DMICROPY_PY_MICROPYTHON_HEAP_LOCKED=1 -DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT" >&2
 cp "$srcdir/ports/unix/$build_dir/micropython" "$out.tmp"
 mv "$out.tmp" "$out"
+if [ -n "$inputs_hash" ]; then
+    echo "$inputs_hash" > "$inputs_stamp"
+fi
 echo "$out"
