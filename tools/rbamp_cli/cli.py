@@ -1,0 +1,70 @@
+"""Entry point: parse, open the bus, run one command, turn errors into one line and an exit code."""
+
+import sys
+
+from rbamp_cli.errors import CliError, UsageError
+from rbamp_cli.output import Output
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _message(exc):
+    """One line for the user: an OSError's text without the ``[Errno n]`` prefix."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+        if exc.filename:
+            text = "%s: %s" % (exc.filename, text)
+        return text
+    text = str(exc)
+    return text if text else type(exc).__name__
+
+
+def _user_errors():
+    """Exceptions that mean the user's input or setup is wrong, not that this program has a bug."""
+    from gateway.store import JournalError
+
+    return (CliError, OSError, ValueError, JournalError)
+
+
+def main(argv=None, out=None, err=None, session=None):
+    """Run one command; return its exit code. ``session`` (tests) replaces the bus the options name,
+    so several commands can act on the same simulated modules."""
+    from rbamp_cli.parser import build_parser
+
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    debug = getattr(args, "debug", False)
+    output = Output(out, err, as_json=getattr(args, "json", False), progress=getattr(args, "progress", None))
+    opened = None
+    try:
+        if args.needs_bus and session is None:
+            if args.bus is None and not args.sim:
+                raise UsageError("choose the bus: --bus N (e.g. 1 on a Raspberry Pi) or --sim UI2@1.3")
+            if args.bus is not None and (args.load is not None or args.sim_clock != "real"):
+                raise UsageError("--load and --sim-clock only apply to --sim")
+            from rbamp_cli import buses
+
+            opened = session = buses.open_session(args)
+        return args.run(args, output, session) or EXIT_OK
+    except KeyboardInterrupt:
+        output.end_progress()
+        err.write("rbamp: interrupted\n")
+        return EXIT_INTERRUPTED
+    except _user_errors() as exc:
+        if debug:
+            raise
+        output.end_progress()
+        err.write("rbamp: error: %s\n" % _message(exc))
+        err.flush()
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
+    finally:
+        if opened is not None:
+            opened.close()
