@@ -3,22 +3,35 @@
 Run under any runtime to print its figures::
 
     micropython tools/bench_driver.py            # with MICROPYPATH=.frozen:lib:tools
-    .venv/bin/python tools/bench_driver.py --write   # CPython: also runs mpy64/mpy32, updates BENCHMARKS.md
+    .venv/bin/python tools/bench_driver.py --write   # CPython: also runs mpy64/mpy32, updates
+                                                     # BENCHMARKS.md and docs/bench/driver_*.png
 
 Bus figures come from the simulator's accounting at 50 kHz (start/stop, 9 bits a byte, 100 us gap)
-and do not depend on the runtime. The baseline is the naive loop a user writes without the
-package: every float as four single-byte register reads.
+and do not depend on the runtime; they are taken under CPython, for every variant (UI1..I3) and
+both protocol versions. The baseline is the naive loop a user writes without the package: every
+float the variant has (I-variants have no voltage, power or power factor) as four single-byte
+register reads, and for a period the latch, PERIOD_VALID and the average power per channel.
 """
 
 import gc
 import sys
 import time
 
-from rbamp import RbAmp, RbAmpPeriodSnapshot, RbAmpSnapshot
-from rbampsim import SimI2C, SimModule, VirtualClock, loads
+if __name__ == "__main__" and sys.implementation.name != "micropython":
+    # Run as a program under CPython: the driver and the simulator live next to this file.
+    _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    sys.path[:0] = [_here + "/../lib", _here]
 
-CASES = (("UI1", 0x04), ("UI3", 0x04), ("UI1", 0x03), ("UI3", 0x03))
-RT_FLOATS = 14
+from rbamp import RbAmp, RbAmpPeriodSnapshot, RbAmpSnapshot  # noqa: E402
+from rbamp import registers as R  # noqa: E402
+from rbampsim import SimI2C, SimModule, VirtualClock, loads  # noqa: E402
+
+VARIANTS = ("UI1", "UI2", "UI3", "I1", "I2", "I3")
+VERSIONS = (0x04, 0x03)
+CPU_REPEATS = 300
+PROTOCOL_V13 = "v1.3"
+PROTOCOL_V12 = "v1.2"
+PROTOCOL_V12_DRDY = "v1.2 + DRDY"
 
 
 def _ticks_us():
@@ -39,6 +52,10 @@ def _runtime():
     return "mpy32" if 1.0 + 1e-10 == 1.0 else "mpy64"  # single-precision floats: the 32-bit build
 
 
+def _protocol(version):
+    return PROTOCOL_V13 if version == 0x04 else PROTOCOL_V12
+
+
 def rig(variant, version):
     clock = VirtualClock()
     module = SimModule(variant, version, addr=0x50, clock=clock,
@@ -50,41 +67,82 @@ def rig(variant, version):
     return clock, module, bus, dev
 
 
-def _naive_rt(bus):
+def naive_rt_registers(channels, has_voltage):
+    """The RT floats a variant has, in register order: what a naive loop reads."""
+    regs = [R.U_RMS, R.U_PEAK] if has_voltage else []
+    regs += [R.I_RMS0 + 4 * ch for ch in range(channels)]
+    regs += [R.I_PEAK0 + 4 * ch for ch in range(channels)]
+    if has_voltage:
+        regs += [R.P0 + 4 * ch for ch in range(channels)]
+        regs += [R.PF0 + 4 * ch for ch in range(channels)]
+    return regs
+
+
+def _naive_rt(bus, registers):
     buf = bytearray(4)
-    for k in range(RT_FLOATS):
+    for reg in registers:
         for i in range(4):
-            buf[i] = bus.readfrom_mem(0x50, 0x86 + 4 * k + i, 1)[0]
+            buf[i] = bus.readfrom_mem(0x50, reg + i, 1)[0]
 
 
 def _naive_period(bus, channels):
-    bus.writeto_mem(0x50, 0x01, b"\x27")
-    bus.clock.advance_ms(50)
-    bus.readfrom_mem(0x50, 0x07, 1)
-    for reg in (0xDC, 0xC2, 0xC6)[:channels]:
+    bus.writeto_mem(0x50, R.COMMAND, bytes([R.CMD_LATCH_PERIOD]))
+    bus.clock.advance_ms(R.LATCH_SETTLE_MS)
+    bus.readfrom_mem(0x50, R.PERIOD_VALID, 1)
+    for reg in (R.PERIOD_AVG_P, R.PERIOD_AVG_P_CH1, R.PERIOD_AVG_P_CH2)[:channels]:
         for i in range(4):
             bus.readfrom_mem(0x50, reg + i, 1)
 
 
+def _cost(bus, call):
+    bus.reset_stats()
+    call()
+    stats = bus.stats
+    return stats.transactions, stats.bytes, stats.total_bus_time_us
+
+
+def _cost_after_drdy(clock, module, bus, dev, snap):
+    """read_all started right after a DRDY edge: v1.2 trusts a single byte-wise pass then."""
+    import asyncio
+
+    dev.attach_drdy(module.drdy)
+    costs = []
+
+    async def read_after_edge():
+        if not await dev.wait_drdy():
+            raise RuntimeError("no DRDY edge from the simulated module")
+        costs.append(_cost(bus, lambda: dev.read_all(into=snap)))
+
+    asyncio.run(read_after_edge())
+    return costs[0]
+
+
 def bus_costs():
+    """Rows (call, variant, protocol, driver cost, naive cost); a cost is (transactions, bytes,
+    bus time in us). call is "rt" (the RT block) or "period" (a period snapshot)."""
     rows = []
-    for variant, version in CASES:
-        clock, module, bus, dev = rig(variant, version)
-        channels = dev.channels
-        snap = RbAmpSnapshot(channels)
-        period = RbAmpPeriodSnapshot(channels)
-        measured = []
-        for name, call in (
-                ("read_all", lambda: dev.read_all(into=snap)),
-                ("period snapshot", lambda: dev.read_period_snapshot(into=period)),
-                ("naive RT loop", lambda: _naive_rt(bus)),
-                ("naive period loop", lambda: _naive_period(bus, channels))):
+    for version in VERSIONS:
+        for variant in VARIANTS:
+            clock, module, bus, dev = rig(variant, version)
+            channels = dev.channels
+            snap = RbAmpSnapshot(channels)
+            period = RbAmpPeriodSnapshot(channels)
+            naive_regs = naive_rt_registers(channels, module.has_voltage)
             clock.advance_ms(1000)
-            bus.reset_stats()
-            call()
-            stats = bus.stats
-            measured.append((name, stats.transactions, stats.bytes, stats.total_bus_time_us))
-        rows.append((variant, version, measured))
+            driver_rt = _cost(bus, lambda: dev.read_all(into=snap))
+            clock.advance_ms(1000)
+            naive_rt = _cost(bus, lambda: _naive_rt(bus, naive_regs))
+            clock.advance_ms(1000)
+            driver_period = _cost(bus, lambda: dev.read_period_snapshot(into=period))
+            clock.advance_ms(1000)
+            naive_period = _cost(bus, lambda: _naive_period(bus, channels))
+            protocol = _protocol(version)
+            rows.append(("rt", variant, protocol, driver_rt, naive_rt))
+            rows.append(("period", variant, protocol, driver_period, naive_period))
+            if version == 0x03:
+                clock.advance_ms(1000)
+                rows.append(("rt", variant, PROTOCOL_V12_DRDY,
+                             _cost_after_drdy(clock, module, bus, dev, snap), naive_rt))
     return rows
 
 
@@ -115,7 +173,7 @@ def _allocated(call, locked_ok):
     return used
 
 
-def cpu_and_alloc(repeats=300):
+def cpu_and_alloc(repeats=CPU_REPEATS):
     """Median CPU us per call (driver + simulated bus) and bytes allocated per call."""
     results = []
     on_micropython = sys.implementation.name == "micropython"
@@ -151,19 +209,21 @@ def cpu_and_alloc(repeats=300):
 
 
 def print_report():
+    """One line per figure, "|"-separated, for the CPython side to collect from every runtime."""
     runtime = _runtime()
     print("## runtime %s" % runtime)
     if runtime == "cpython":
-        print("### bus")
-        for variant, version, measured in bus_costs():
-            for name, transactions, nbytes, bus_us in measured:
-                print("bus|%s|v1.%d|%s|%d|%d|%d" % (variant, version - 1, name, transactions, nbytes, bus_us))
+        for call, variant, protocol, driver, naive in bus_costs():
+            print("bus|%s|%s|%s|%d|%d|%d|%d|%d|%d" % ((call, variant, protocol) + driver + naive))
     for variant, version, name, cpu_us, alloc in cpu_and_alloc():
-        print("cpu|%s|%s|v1.%d|%s|%d|%s" % (runtime, variant, version - 1, name, cpu_us,
-                                           "-" if alloc is None else alloc))
+        print("cpu|%s|%s|%s|%s|%d|%s" % (runtime, variant, _protocol(version), name, cpu_us,
+                                         "-" if alloc is None else alloc))
 
+
+# ---------------------------------------------------------------- CPython side: collect and report
 
 def _collect_all():
+    """Report lines from CPython (this interpreter) and from mpy64 and mpy32 ($XRT_MPY64/32)."""
     import os
     import subprocess
 
@@ -184,49 +244,155 @@ def _collect_all():
     return lines
 
 
-def _rows(lines, prefix):
-    """Markdown table rows from the report lines that start with prefix ("bus|", "cpu|")."""
-    return ["| " + " | ".join(line.split("|")[1:]) + " |" for line in lines if line.startswith(prefix)]
+def parse(lines):
+    """Report lines -> (bus rows, cpu rows) with numbers as ints (None for an unmeasured "-")."""
+    bus, cpu = [], []
+    for line in lines:
+        fields = line.split("|")
+        if fields[0] == "bus":
+            bus.append(tuple(fields[1:4]) + (tuple(int(x) for x in fields[4:7]),
+                                             tuple(int(x) for x in fields[7:10])))
+        elif fields[0] == "cpu":
+            alloc = None if fields[6] == "-" else int(fields[6])
+            cpu.append(tuple(fields[1:5]) + (int(fields[5]), alloc))
+    return bus, cpu
 
 
-def _markdown(lines):
+def _bus_table(bus, call):
+    md = ["| variant | protocol | transactions | bytes | bus time (ms) | naive: transactions "
+          "| naive: bytes | naive: bus time (ms) | driver / naive bus time |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind, variant, protocol, driver, naive in bus:
+        if kind == call:
+            md.append("| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f |" % (
+                variant, protocol, driver[0], driver[1], driver[2] / 1000.0,
+                naive[0], naive[1], naive[2] / 1000.0, driver[2] / naive[2]))
+    return md
+
+
+def markdown(bus, cpu, plots):
     md = ["Measured with `make bench-driver` (tools/bench_driver.py) against the simulator at 50 kHz.",
           "",
-          "### Bus cost per call (simulated 50 kHz bus; identical on every runtime)",
+          "### Bus cost per call (simulated 50 kHz bus; measured on cpython, identical on every runtime)",
           "",
-          "| variant | protocol | call | transactions | bytes | bus time (us) |",
-          "|---|---|---|---:|---:|---:|"]
-    md += _rows(lines, "bus|")
+          "![bus time per call, driver and naive loop](%s)" % plots["bus"],
+          "",
+          "RT read: `read_all(into=)`, all 14 RT floats (one 56-byte burst on v1.3; on v1.2 byte by "
+          "byte, each float read twice until both passes agree, or once when the read starts right "
+          "after a DRDY edge). Naive: the variant's own floats, each as four single-byte reads, "
+          "with no torn-value or sanity protection.",
+          ""]
+    md += _bus_table(bus, "rt")
     md += ["",
-           "The period snapshot includes the LATCH write, ERROR+PERIOD_VALID, EVENT_FLAGS and UPTIME "
-           "(reboot detection) and the period block; the naive loop reads only PERIOD_VALID and the "
-           "averages, without torn-value, reboot or sanity protection.",
+           "Period snapshot: `read_period_snapshot(into=)` with its LATCH write, ERROR+PERIOD_VALID, "
+           "EVENT_FLAGS and UPTIME (reboot detection) and the period block. Naive: LATCH, "
+           "PERIOD_VALID and the average power of each channel, byte by byte, without torn-value, "
+           "reboot or sanity protection.",
+           ""]
+    md += _bus_table(bus, "period")
+    md += ["",
+           "### CPU time (median of %d calls, us per call, driver + simulated bus) and bytes "
+           "allocated per call" % CPU_REPEATS,
            "",
-           "### CPU time (median, us per call, driver + simulated bus) and bytes allocated per call",
+           "![CPU time per call on each runtime](%s)" % plots["cpu"],
            "",
            "| runtime | variant | protocol | call | CPU (us) | allocated (bytes) |",
            "|---|---|---|---|---:|---:|"]
-    md += _rows(lines, "cpu|")
+    for runtime, variant, protocol, name, cpu_us, alloc in cpu:
+        md.append("| %s | %s | %s | %s | %d | %s |" % (
+            runtime, variant, protocol, name, cpu_us, "-" if alloc is None else alloc))
     md += ["",
-           "Allocation on MicroPython: 0 means the call ran under `micropython.heap_lock()` (the "
-           "simulator unlocks only for its own work); otherwise the `gc.mem_alloc()` delta. The "
-           "voltage property allocates exactly its float result (one GC block). CPython: not measured. "
-           "CPU figures are host (x86-64) figures and include the simulator's bus model and, for the "
-           "period snapshot, the simulator's latch work; compare rows, not boards."]
+           "UI3 is the variant with the most data per call. Allocation on MicroPython: 0 means the "
+           "call ran under `micropython.heap_lock()` (the simulator unlocks only for its own work); "
+           "otherwise the `gc.mem_alloc()` delta. The voltage property allocates exactly its float "
+           "result (one GC block). CPython: not measured. CPU figures are host (x86-64) figures and "
+           "include the simulator's bus model and, for the period snapshot, the simulator's latch "
+           "work; compare rows, not boards."]
     return "\n".join(md)
 
 
-def write_benchmarks(path):
-    text = open(path).read()
-    begin = text.index("<!-- driver:begin -->") + len("<!-- driver:begin -->")
-    end = text.index("<!-- driver:end -->")
-    body = _markdown(_collect_all())
-    open(path, "w").write(text[:begin] + "\n" + body + "\n" + text[end:])
+def plot_bus(bus):
+    from benchreport import pyplot, save_plot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    series = (("driver, v1.3", "#1b7837", lambda protocol: protocol == PROTOCOL_V13, 3),
+              ("driver, v1.2", "#c51b7d", lambda protocol: protocol == PROTOCOL_V12, 3),
+              ("driver, v1.2 + DRDY", "#f1b6da", lambda protocol: protocol == PROTOCOL_V12_DRDY, 3),
+              ("naive byte-by-byte", "#7f7f7f", lambda protocol: protocol == PROTOCOL_V13, 4))
+    width = 0.2
+    for ax, call, title in zip(axes, ("rt", "period"), ("RT read (read_all)", "period snapshot")):
+        for k, (label, colour, wanted, which) in enumerate(series):
+            xs, heights = [], []
+            for i, variant in enumerate(VARIANTS):
+                for kind, v, protocol, driver, naive in bus:
+                    if kind == call and v == variant and wanted(protocol):
+                        xs.append(i + (k - 1.5) * width)
+                        heights.append((driver if which == 3 else naive)[2] / 1000.0)
+            if xs:
+                ax.bar(xs, heights, width, label=label, color=colour)
+        ax.set_xticks(range(len(VARIANTS)))
+        ax.set_xticklabels(VARIANTS)
+        ax.set_title(title)
+        ax.set_xlabel("variant")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylabel("bus time per call (ms)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("Bus time per call at 50 kHz (simulator accounting, measured on cpython; "
+                 "the same on every runtime)")
+    return save_plot(fig, "driver_bus_time")
+
+
+CPU_PLOT_LABELS = {
+    "simulated bus only: 56-byte read": "bus only\n56 B read",
+    "read_all(into=)": "read_all",
+    "read_period_snapshot(into=) + energy": "period\nsnapshot",
+    "sample_bidirectional()": "sample_bi-\ndirectional",
+    "voltage property": "voltage",
+}
+
+
+def plot_cpu(cpu):
+    from benchreport import pyplot, save_plot
+
+    plt = pyplot()
+    calls = []
+    for runtime, variant, protocol, name, cpu_us, alloc in cpu:
+        if (protocol, name) not in calls:
+            calls.append((protocol, name))
+    runtimes = [r for r in ("cpython", "mpy64", "mpy32") if any(row[0] == r for row in cpu)]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / max(len(runtimes), 1)
+    colours = {"cpython": "#4575b4", "mpy64": "#fdae61", "mpy32": "#d73027"}
+    for k, runtime in enumerate(runtimes):
+        values = {(p, n): us for r, v, p, n, us, a in cpu if r == runtime}
+        xs = [i + (k - (len(runtimes) - 1) / 2) * width for i, key in enumerate(calls) if key in values]
+        ax.bar(xs, [values[key] for key in calls if key in values], width, label=runtime,
+               color=colours[runtime])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(calls)))
+    ax.set_xticklabels(["%s\n%s" % (CPU_PLOT_LABELS.get(name, name), protocol)
+                        for protocol, name in calls], fontsize="small")
+    ax.set_ylabel("median CPU per call (us, log scale)")
+    ax.grid(axis="y", alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title("Driver CPU time per call, UI3, on each runtime (x86-64 host, simulated bus)")
+    return save_plot(fig, "driver_cpu")
+
+
+def write_benchmarks():
+    from benchreport import replace_section
+
+    bus, cpu = parse(_collect_all())
+    plots = {"bus": plot_bus(bus), "cpu": plot_cpu(cpu)}
+    body = markdown(bus, cpu, plots)
+    replace_section("driver", body)
     print(body)
 
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        write_benchmarks("BENCHMARKS.md")
+        write_benchmarks()
     else:
         print_report()

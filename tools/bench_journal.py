@@ -1,7 +1,8 @@
 """Energy-journal benchmark: flash wear and power-cut loss over simulated years.
 
-usage: python tools/bench_journal.py [--days N] [--write] [--mpy PATH] [--mpy32 PATH]
-       micropython tools/bench_journal.py --naive-only|--alloc-only [--json]
+usage: python tools/bench_journal.py [--days N] [--naive-commits N] [--write] [--plot DIR]
+                                    [--mpy PATH] [--mpy32 PATH]
+       micropython tools/bench_journal.py --naive-only|--alloc-only [--naive-commits N] [--json]
 
 Runs the real ``EnergyStore`` and ``CommitPolicy`` on the NOR-flash test device (16 blocks x
 4 KiB, 2 channels, default policy) while a load profile feeds the totals once a second:
@@ -24,7 +25,10 @@ The heap a commit allocates is measured under the 32-bit MicroPython (``--mpy32`
 ``$XRT_MPY32`` or ``.cache/mpy32/micropython-32-plain``).
 
 ``--write`` replaces the section between ``<!-- journal:begin -->`` and ``<!-- journal:end -->``
-in BENCHMARKS.md.
+in BENCHMARKS.md and draws docs/bench/journal_wear.png, the erases of every block per year for
+each profile, journal against the littlefs file; ``--plot DIR`` draws that plot into DIR
+instead. The whole run (a simulated year, 200000 littlefs rewrites) takes about five minutes;
+``--days`` and ``--naive-commits`` shorten it.
 """
 
 import sys
@@ -241,6 +245,7 @@ def simulate(profile, days, step_s=STEP_S, block_size=BLOCK_SIZE, blocks=BLOCKS,
         "total_import_mwh_x1000": sum(totals[2 * ch] for ch in channel_range) // 1000000,
         "max_erases": dev.max_erases(),
         "min_erases": dev.min_erases(),
+        "erase_counts": list(dev.erase_counts),
         "inline_erases": store.inline_erases,
         "programs": dev.programs,
         "bytes_programmed": dev.bytes_programmed,
@@ -256,20 +261,21 @@ def naive_littlefs(commits=NAIVE_COMMITS, block_size=BLOCK_SIZE, blocks=BLOCKS):
     dev = NorFlash(block_size, blocks, fast=False)
     vfs.VfsLfs2.mkfs(dev)
     fs = vfs.VfsLfs2(dev)
-    erases_before = sum(dev.erase_counts)
+    erases_before = list(dev.erase_counts)
     record = bytearray(42)
     for k in range(commits):
         record[0] = k & 0xFF
         record[1] = (k >> 8) & 0xFF
         with fs.open("totals.bin", "wb") as f:
             f.write(record)
-    erases = sum(dev.erase_counts) - erases_before
+    erase_counts = [after - before for after, before in zip(dev.erase_counts, erases_before)]
     return {
         "commits": commits,
         "geometry": "%d x %d B" % (blocks, block_size),
-        "erases": erases,
-        "max_erases": dev.max_erases(),
-        "min_erases": dev.min_erases(),
+        "erases": sum(erase_counts),
+        "erase_counts": erase_counts,
+        "max_erases": max(erase_counts),
+        "min_erases": min(erase_counts),
         "programs": dev.programs,
         "bytes_programmed": dev.bytes_programmed,
         "runtime": _runtime_name(),
@@ -325,13 +331,13 @@ def commit_allocation(commits=200):
             "construct": construct, "load": load}
 
 
-def _via_micropython(binary, mode):
+def _via_micropython(binary, mode, *options):
     import json
     import subprocess
 
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen:%s/lib:%s" % (_REPO, _HERE)
-    out = subprocess.run([binary, __file__, mode, "--json"], env=env,
+    out = subprocess.run([binary, __file__, mode, "--json"] + list(options), env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -352,7 +358,7 @@ def _per_year(r):
     return DAYS_PER_YEAR / r["days"]
 
 
-def _format_report(results, naive, days, allocation=None):
+def _format_report(results, naive, days, allocation=None, plot=None):
     lines = []
     add = lines.append
     r0 = results[0]
@@ -399,6 +405,9 @@ def _format_report(results, naive, days, allocation=None):
     if not naive:
         add("")
         add("Naive littlefs comparison not measured (no MicroPython with VfsLfs2 found).")
+        if plot:
+            add("")
+            add("![erases per flash block per year](%s)" % plot)
         return "\n".join(lines)
     per_commit = naive["max_erases"] / naive["commits"]
     add("")
@@ -419,35 +428,96 @@ def _format_report(results, naive, days, allocation=None):
         theirs = r["commits"] * _per_year(r) * per_commit
         add("| %s | %.0f | %.0f | %.0f years | %.1f years |"
             % (r["profile"], ours, theirs, _years(ours), _years(theirs)))
+    if plot:
+        add("")
+        add("![erases per flash block per year, journal and littlefs file](%s)" % plot)
+        add("")
+        add("Erases of every block per year: the journal as simulated (%s), the littlefs file "
+            "as measured (%s) scaled to the same commits per year; the dashed line is the "
+            "target lifetime. Least..most erased block: littlefs file %d..%d over its %d "
+            "commits, journal %s."
+            % (r0["runtime"], naive["runtime"], naive["min_erases"], naive["max_erases"],
+               naive["commits"],
+               ", ".join("%d..%d (%s)" % (r["min_erases"], r["max_erases"], r["profile"])
+                         for r in results)))
     return "\n".join(lines)
 
 
-def _write_benchmarks(section):
-    path = _REPO + "/BENCHMARKS.md"
-    with open(path) as f:
-        text = f.read()
-    begin = "<!-- journal:begin -->"
-    end = "<!-- journal:end -->"
-    a = text.index(begin) + len(begin)
-    b = text.index(end)
-    with open(path, "w") as f:
-        f.write(text[:a] + "\n" + section + "\n" + text[b:])
+TARGET_YEARS = {"household": 50, "pathological": 15}
+PLOT_NAME = "journal_wear"
+
+
+def plot_wear(results, naive, directory=None):
+    """Erases of every block per year, one panel per profile: the journal as simulated and the
+    littlefs file at the same commit rate. Returns the PNG's path (see benchreport.save_plot)."""
+    from benchreport import pyplot, save_plot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.4))
+    if len(results) == 1:
+        axes = [axes]
+    for ax, r in zip(axes, results):
+        scale = _per_year(r)
+        blocks = range(len(r["erase_counts"]))
+        width = 0.4 if naive else 0.8
+        ax.bar([b - width / 2 if naive else b for b in blocks],
+               [n * scale for n in r["erase_counts"]], width,
+               label="journal, default policy (%s)" % r["runtime"], color="#2166ac")
+        if naive and len(naive["erase_counts"]) == len(r["erase_counts"]):
+            per_commit = r["commits"] * scale / naive["commits"]
+            ax.bar([b + width / 2 for b in blocks], [n * per_commit for n in naive["erase_counts"]],
+                   width, label="littlefs file rewrite (%s)" % naive["runtime"], color="#b2182b")
+        target = TARGET_YEARS.get(r["profile"])
+        if target:
+            ax.axhline(CYCLES / target, color="black", linestyle="--", linewidth=1,
+                       label="%d years at %dk cycles" % (target, CYCLES // 1000))
+        ax.set_title("%s: %.0f commits/year" % (r["profile"], r["commits"] * scale))
+        ax.set_xlabel("flash block (%s)" % r["geometry"])
+        ax.set_ylabel("erases per year")
+        ax.set_xticks(list(blocks))
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Erases per flash block per year: energy journal vs naive littlefs file")
+    if directory:
+        return save_plot(fig, PLOT_NAME, directory)
+    return save_plot(fig, PLOT_NAME)
+
+
+def _usage_error(message):
+    print("bench_journal: %s" % message)
+    sys.exit(2)
+
+
+def _option(argv, name, convert=str):
+    """The value after ``name`` in argv, converted; None when the option is absent."""
+    if name not in argv:
+        return None
+    k = argv.index(name)
+    if k + 1 >= len(argv):
+        _usage_error("%s needs a value" % name)
+    try:
+        return convert(argv[k + 1])
+    except ValueError:
+        _usage_error("%s: not a valid value: %s" % (name, argv[k + 1]))
+
+
+def _positive(text):
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
 
 
 def main(argv):
-    days = DAYS_PER_YEAR
+    days = _option(argv, "--days", _positive) or DAYS_PER_YEAR
+    naive_commits = _option(argv, "--naive-commits", _positive) or NAIVE_COMMITS
     write = "--write" in argv
+    plot_dir = _option(argv, "--plot")
     as_json = "--json" in argv
-    mpy = None
-    if "--days" in argv:
-        days = int(argv[argv.index("--days") + 1])
-    if "--mpy" in argv:
-        mpy = argv[argv.index("--mpy") + 1]
-    mpy32 = None
-    if "--mpy32" in argv:
-        mpy32 = argv[argv.index("--mpy32") + 1]
+    mpy = _option(argv, "--mpy")
+    mpy32 = _option(argv, "--mpy32")
     if "--naive-only" in argv or "--alloc-only" in argv:
-        figures = naive_littlefs() if "--naive-only" in argv else commit_allocation()
+        figures = naive_littlefs(naive_commits) if "--naive-only" in argv else commit_allocation()
         if as_json:
             import json
 
@@ -455,6 +525,8 @@ def main(argv):
         else:
             print(figures)
         return 0
+    if (write or plot_dir) and sys.implementation.name == "micropython":
+        _usage_error("--write and --plot run under CPython (they need matplotlib)")
     results = []
     for profile, profile_days in ((Household(), days), (Pathological(), PATHOLOGICAL_DAYS)):
         r = simulate(profile, min(days, profile_days))
@@ -464,22 +536,28 @@ def main(argv):
     naive = None
     allocation = None
     if sys.implementation.name == "micropython":
-        naive = naive_littlefs()
+        naive = naive_littlefs(naive_commits)
         allocation = commit_allocation()
     else:
         binary = _find_micropython(mpy, "XRT_MPY64", "/.venv/bin/micropython")
         if binary:
-            naive = _via_micropython(binary, "--naive-only")
+            naive = _via_micropython(binary, "--naive-only", "--naive-commits", str(naive_commits))
         binary = _find_micropython(mpy32, "XRT_MPY32", "/.cache/mpy32/micropython-32-plain")
         if binary:
             allocation = _via_micropython(binary, "--alloc-only")
     print("naive littlefs: %r" % (naive,))
     print("allocation: %r" % (allocation,))
-    section = _format_report(results, naive, days, allocation)
+    plot = None
+    if write or plot_dir:
+        plot = plot_wear(results, naive, plot_dir)
+        print("plot: %s" % plot)
+    section = _format_report(results, naive, days, allocation, plot)
     print()
     print(section)
     if write:
-        _write_benchmarks(section)
+        from benchreport import replace_section
+
+        replace_section("journal", section)
         print("\nBENCHMARKS.md updated")
     return 0
 
