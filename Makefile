@@ -91,6 +91,13 @@ mpy: venv
 mpy-bundle: venv
 	$(VPY) tools/build_mpy.py bundle build/mpy-bundle
 
+# A board image with our code frozen in, built by the port's own build (toolchains: see
+# firmware/README.md); the image lands in dist/.
+#   make firmware BOARD=RBAMP_ESP32|RBAMP_PICO_W MPY_DIR=<MicroPython checkout at firmware/MICROPYTHON_VERSION>
+.PHONY: firmware
+firmware:
+	tools/build_firmware.sh "$(BOARD)" "$(MPY_DIR)"
+
 # The gateway onto a board with mpremote (tools/deploy.py): PORT=/dev/ttyACM0 [CONFIG=config.json].
 # RESUME=1 (no soft reset on connect) and NO_RESET=1 are for the unix port behind a pty (tests).
 .PHONY: deploy deploy-mpy deploy-config
