@@ -1,0 +1,285 @@
+"""`make deploy`, `make deploy-mpy` and `make deploy-config` proven on MicroPython's unix port.
+
+The "board" is the unix port behind a pty made by socat, its working directory a fresh folder
+that plays the board's filesystem (mpremote's `cp` writes into it). The real make targets run
+against that pty with RESUME=1 NO_RESET=1 (a soft reset or reset would end the process); the
+board then boots as a real one does, boot.py then main.py from its root with its own lib/ on
+sys.path, with the host profile (simulated module) and a real mosquitto, and must publish
+online, state and totals. Host-side tests.
+
+Only the mpy64 interpreter can be the board: mpremote talks to the raw REPL (Ctrl-A), which the
+unix port's own REPL gained after 1.25, the version our mpy32 is built from (it answers Ctrl-A
+with a fresh prompt and mpremote reports "could not enter raw repl").
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+from support_e2e import Watcher, base_config, wait_until
+from xrt import broker as xbroker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVICE_ID = "deploy-gw"
+BASE = "rbamp/%s/" % DEVICE_ID
+PACKAGES = ("rbamp", "gateway")
+HOST_PROFILE = os.path.join("lib", "gateway", "hostboard.py")
+
+
+def interpreter(runtime):
+    if runtime != "mpy64":
+        raise ValueError("only mpy64 has the raw REPL mpremote needs (see the module docstring)")
+    return os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
+
+
+def require(condition, what):
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("%s is required in CI (.ci/run installs it)" % what)
+    pytest.skip("%s is not available" % what)
+
+
+def mpremote(link, *commands, timeout=60):
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", link, "resume"] + list(commands),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def make(target, **variables):
+    argv = ["make", "-s", "-C", ROOT, target] + ["%s=%s" % item for item in variables.items()]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+class UnixPortBoard:
+    """The unix port as a board on a pty: `link` is its serial port, `root` its filesystem.
+
+    The port's firmware-provided modules (asyncio in .frozen; umqtt.simple, which stock ESP32
+    firmware also carries; the simulated I2C module in tools/) are on its path; lib/ is the
+    board's own, relative to its root as on a board. The repository's lib/ is not."""
+
+    def __init__(self, runtime, workdir):
+        self.runtime = runtime
+        self.root = os.path.join(workdir, "board")
+        self.link = os.path.join(workdir, "tty")
+        self.log_path = os.path.join(workdir, "socat.log")
+        os.makedirs(self.root, exist_ok=True)
+        self.proc = None
+        self.console = None
+
+    def power_on(self):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", "lib", os.path.join(ROOT, "tools"),
+                                              os.path.join(ROOT, ".cache", "umqtt")])
+        env["RBAMP_DATA"] = "."  # the host profile's config.json and flash image at the root
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["socat", "PTY,link=%s,raw,echo=0" % self.link,
+                 "EXEC:%s,pty,raw,echo=0" % interpreter(self.runtime)],
+                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        wait_until(lambda: os.path.exists(self.link) or self.proc.poll() is not None, 10, "the pty")
+        assert self.proc.poll() is None, self.log()
+        return self
+
+    def boot(self, console_path):
+        """What a board does after reset: boot.py, then main.py (mpremote follows its output)."""
+        self.console = open(console_path, "ab")
+        return subprocess.Popen([sys.executable, "-m", "mpremote", "connect", self.link, "resume",
+                                 "exec", "import boot\nimport main"],
+                                stdout=self.console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def power_off(self):
+        stop(self.proc)  # socat passes SIGTERM on to the interpreter it started
+        self.proc = None
+        if os.path.lexists(self.link):  # socat ended by a signal leaves its link behind
+            os.unlink(self.link)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def files(self):
+        """Every file on the board, relative to its root."""
+        found = set()
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                found.add(os.path.relpath(os.path.join(folder, name), self.root))
+        return found
+
+
+def stop(proc):
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    require(xbroker.mosquitto_path(), "mosquitto")
+    b = xbroker.Broker(str(tmp_path / "broker"), kind="mosquitto")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def board_factory(tmp_path):
+    require(shutil.which("socat"), "socat")
+    made = []
+
+    def power_on(runtime, name="dev"):
+        require(os.access(interpreter(runtime), os.X_OK), "the %s interpreter" % runtime)
+        board = UnixPortBoard(runtime, str(tmp_path / name))
+        made.append(board)
+        return board.power_on()
+
+    yield power_on
+    for board in made:
+        board.power_off()
+        if board.console is not None:
+            board.console.close()
+
+
+def write_config(path, port):
+    config = base_config(port, device_id=DEVICE_ID)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return str(path)
+
+
+def expected_files(source):
+    """The board files deploy must have copied from ``source`` (relative paths)."""
+    found = set()
+    for package in PACKAGES:
+        for name in os.listdir(os.path.join(source, "lib", package)):
+            if name.endswith((".py", ".mpy")):
+                found.add(os.path.join("lib", package, name))
+    if source == ROOT:
+        found -= {os.path.join("lib", "rbamp", "manifest.py"), HOST_PROFILE}
+    return found | {"boot.py", "main.py"}
+
+
+def assert_same_content(board, source, rels):
+    for rel in rels:
+        with open(os.path.join(source, rel), "rb") as want, open(os.path.join(board.root, rel), "rb") as got:
+            assert got.read() == want.read(), rel
+
+
+def add_host_profile(board):
+    """The unix port's board support, which deploy rightly leaves out: on this "board" it is the
+    part of the platform that drives the simulated module (C's host firmware freezes it too)."""
+    mpremote(board.link, "cp", os.path.join(ROOT, HOST_PROFILE), ":" + HOST_PROFILE)
+
+
+def import_origins(board):
+    """sys.path and where the packages come from, asked of the board before it boots."""
+    out = mpremote(board.link, "exec",
+                   "import sys, rbamp, gateway\nprint('origins', repr(sys.path), rbamp.__file__, gateway.__file__)")
+    line = [ln for ln in out.splitlines() if ln.startswith("origins ")][-1]
+    head, rbamp_file, gateway_file = line.rsplit(" ", 2)
+    return head[len("origins "):], rbamp_file, gateway_file
+
+
+def boot_and_watch(board, broker, console_path):
+    watcher = Watcher(broker.port, client_id="deploy-watcher-%s" % board.runtime)
+    runner = board.boot(console_path)
+    try:
+        def console():
+            with open(console_path, errors="replace") as f:
+                return f.read()
+
+        def online():
+            return any(payload == b"online" for _, payload, _, _ in watcher.on(BASE + "availability"))
+
+        wait_until(lambda: online() or runner.poll() is not None, 60, "availability online")
+        assert runner.poll() is None, console()
+        watcher.wait_for(lambda: [s for s in watcher.json_on(BASE + "state")
+                                  if s["modules"]["0x50"]["status"] == "ok"], 30, "a state with the module ok")
+        totals = watcher.wait_for(lambda: watcher.json_on(BASE + "totals"), 30, "totals")
+        assert len(totals[-1]["0x50"]["import_wh"]) == 2, totals
+        return console()
+    finally:
+        stop(runner)
+        watcher.stop()
+
+
+def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_path, broker, board_factory):
+    board = board_factory("mpy64")
+    config = write_config(tmp_path / "config.json", broker.port)
+    done = make("deploy", PORT=board.link, CONFIG=config, RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wanted = expected_files(ROOT)
+    assert board.files() == wanted | {"config.json"}  # no caches, manifests, egg-info, host profile
+    assert_same_content(board, ROOT, wanted)
+    with open(config, "rb") as want, open(os.path.join(board.root, "config.json"), "rb") as got:
+        assert got.read() == want.read()
+
+    add_host_profile(board)
+    path, rbamp_file, gateway_file = import_origins(board)
+    assert os.path.join(ROOT, "lib") not in path and "lib" in path, path
+    assert (rbamp_file, gateway_file) == ("lib/rbamp/__init__.py", "lib/gateway/__init__.py")
+    console = boot_and_watch(board, broker, str(tmp_path / "console.log"))
+    assert "device id %s" % DEVICE_ID in console, console
+    assert "hunter2-secret" not in console
+
+
+def test_make_deploy_mpy_replaces_a_source_deploy_and_the_board_boots_the_bundle(tmp_path, broker, board_factory):
+    board = board_factory("mpy64")
+    config = write_config(tmp_path / "config.json", broker.port)
+    done = make("deploy", PORT=board.link, CONFIG=config, RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the bundle goes onto a board that holds the source files and its config already
+    done = make("deploy-mpy", PORT=board.link, RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    bundle = os.path.join(ROOT, "build", "mpy-bundle")
+    wanted = expected_files(bundle)
+    assert all(rel.endswith(".mpy") for rel in wanted if rel.startswith("lib"))
+    assert board.files() == wanted | {"config.json"}  # every stale .py (which would shadow) is gone
+    assert_same_content(board, bundle, wanted)
+
+    add_host_profile(board)
+    _, rbamp_file, gateway_file = import_origins(board)
+    assert (rbamp_file, gateway_file) == ("lib/rbamp/__init__.mpy", "lib/gateway/__init__.mpy")
+    boot_and_watch(board, broker, str(tmp_path / "console.log"))
+
+
+def test_deploy_config_pushes_only_a_valid_config(tmp_path, board_factory):
+    board = board_factory("mpy64")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(base_config(70000, device_id=DEVICE_ID)))
+    done = make("deploy-config", PORT=board.link, CONFIG=str(bad), RESUME=1, NO_RESET=1)
+    assert done.returncode != 0
+    assert "refusing to deploy an invalid config: bad.json: mqtt.port:" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert board.files() == set()
+
+    good = write_config(tmp_path / "good.json", 1883)
+    done = make("deploy-config", PORT=board.link, CONFIG=good, RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert board.files() == {"config.json"}
+    with open(good, "rb") as want, open(os.path.join(board.root, "config.json"), "rb") as got:
+        assert got.read() == want.read()
+
+
+def test_deploy_refuses_a_board_without_config_and_a_missing_port(board_factory):
+    board = board_factory("mpy64")
+    done = make("deploy", PORT=board.link, RESUME=1, NO_RESET=1)
+    assert done.returncode != 0
+    assert "the board has no config.json: give CONFIG=" in done.stderr, done.stderr
+    assert board.files() == set()
+
+    done = make("deploy")
+    assert done.returncode != 0
+    assert "deploy: no serial port: give PORT=/dev/ttyACM0" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
