@@ -1,0 +1,121 @@
+"""Host tests of ``rbamp scan``, ``info`` and ``read`` against the simulator, and of the errors every
+command shares (bad options, missing bus, missing module): one line, the right exit code."""
+
+import sys
+
+import pytest
+from support_cli import VIRTUAL, assert_one_line_error, cli, run_module
+
+from rbamp_cli.sim import build
+from rbamp_cli.values import load_spec, sim_specs
+
+
+def session_of(spec="UI2@1.3", load="constant:1000,-300"):
+    return build([sim_specs(spec)], load_spec(load), 100000, "virtual")
+
+
+def test_read_json_matches_the_simulated_load(capsys):
+    result = cli(capsys, "read", "--sim", "UI2@1.3", *VIRTUAL, "--load", "constant:1000,-300", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["address"] == "0x50" and data["variant"] == "UI2" and data["protocol"] == "1.3"
+    assert abs(data["voltage"] - 230.0) < 0.01
+    assert abs(data["frequency"] - 50.0) < 0.01
+    powers = [ch["power"] for ch in data["channels"]]
+    assert abs(powers[0] - 1000.0) < 0.01 and abs(powers[1] + 300.0) < 0.01
+    assert abs(data["channels"][0]["current"] - 1000.0 / 230.0) < 0.001
+    # 59 bytes at 9 bits plus start/stop/restart at 100 kHz
+    assert abs(data["bus_time_ms"] - (59 * 9 + 3) / 100.0) < 0.01
+
+
+def test_read_text_on_protocol_1_2_and_a_current_only_module(capsys):
+    result = cli(capsys, "read", "--sim", "UI1@1.2", *VIRTUAL, "--load", "constant:750")
+    assert result.code == 0, result.err
+    assert "rbAmp UI1 at 0x50 (protocol v1.2)" in result.out
+    assert "voltage 230.0 V" in result.out and "750.0" in result.out
+    result = cli(capsys, "read", "--sim", "I2", *VIRTUAL, "--load", "constant:750,200", "--json")
+    data = result.json()
+    assert data["voltage"] is None and [c["power"] for c in data["channels"]] == [0.0, 0.0]
+    assert abs(data["channels"][1]["current"] - 200 / 230.0) < 0.001
+
+
+def test_scan_lists_every_module_with_its_identity(capsys):
+    session = session_of("UI1@1.2:0x60,UI3,I1@1.3")
+    result = cli(capsys, "scan", "--json", session=session)
+    assert result.code == 0, result.err
+    modules = result.json()["modules"]
+    assert [(m["address"], m["variant"], m["protocol"], m["channels"]) for m in modules] == [
+        ("0x50", "UI3", "1.3", 3), ("0x51", "I1", "1.3", 1), ("0x60", "UI1", "1.2", 1)]
+    by_addr = dict((m.addr, m) for m in session.sim_modules)
+    for m in modules:
+        assert m["uid"] == by_addr[int(m["address"], 16)].uid.hex()
+        assert m["provisioned"] is False
+    text = cli(capsys, "scan", "--sim", "UI2@1.3,UI1@1.2", *VIRTUAL)
+    assert text.code == 0 and "2 rbAmp module(s)" in text.out
+    assert "0x51" in text.out and "v1.2" in text.out
+
+
+def test_info_reports_identity_and_diagnostics(capsys):
+    session = session_of("UI2@1.3")
+    result = cli(capsys, "info", "--json", session=session)
+    assert result.code == 0, result.err
+    info = result.json()
+    module = session.sim_modules[0]
+    assert info["uid"] == module.uid.hex() and info["channels"] == 2 and info["has_voltage"] is True
+    assert info["sensor_class"] == 0 and info["ct_models"] == [0, 0] and info["label"] == ""
+    assert info["reset_cause_name"] == "power-on"
+    text = cli(capsys, "info", session=session)
+    assert "sensor class 0 (unset)" in text.out and "CT ch1       none" in text.out
+
+
+def test_help_explains_the_bus_choices_and_exit_codes(capsys):
+    result = cli(capsys, "--help")
+    assert result.code == 0
+    for fragment in ("VARIANT@VERSION", "--sim-clock", "kernel", "exit codes", "journal", "config"):
+        assert fragment in result.out, fragment
+
+
+@pytest.mark.parametrize("argv,code,fragments", [
+    (("read", "--sim", "UX2@1.3"), 2, ("unknown variant 'UX2'",)),
+    (("read", "--sim", "UI2@1.4"), 2, ("protocol version '1.4'",)),
+    (("read", "--sim", "UI2", "--addr", "0x78"), 2, ("out of range", "0x08..0x77")),
+    (("read", "--sim", "UI2", "--addr", "fifty"), 2, ("not an I2C address",)),
+    (("read", "--sim", "UI2:0x50,UI1:0x50", "--sim-clock", "virtual"), 1, ("two modules at 0x50",)),
+    (("read", "--sim", "UI2", "--load", "solar"), 2, ("unknown load 'solar'",)),
+    (("read", "--sim", "UI2", "--load", "constant:abc"), 2, ("powers are numbers",)),
+    (("read",), 2, ("--bus N", "--sim")),
+    (("read", "--bus", "1", "--load", "constant:5"), 2, ("only apply to --sim",)),
+    (("read", "--bus", "1", "--sim", "UI2"), 2, ("not allowed with argument",)),
+    (("read", "--sim", "UI2", "--sim-clock", "virtual", "--addr", "0x51"), 1,
+     ("no device acknowledges", "0x51", "bus scan: 0x50")),
+    (("period", "--sim", "UI2", "--sim-clock", "virtual", "--every", "0"), 2, ("more than 0 s",)),
+])
+def test_user_mistakes_give_one_line_and_an_exit_code(capsys, argv, code, fragments):
+    assert_one_line_error(cli(capsys, *argv), code, *fragments)
+
+
+def test_bus_number_that_does_not_exist(capsys):
+    result = cli(capsys, "scan", "--bus", "97")
+    assert_one_line_error(result, 1, "/dev/i2c-97 does not exist", "--bus")
+
+
+def test_missing_smbus2_is_one_line_with_the_install_command(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "smbus2", None)  # what a missing package looks like to import
+    assert_one_line_error(cli(capsys, "info", "--bus", "1"), 1, "smbus2", "pip install 'rbamp[smbus]'")
+
+
+def test_debug_shows_the_traceback_instead(capsys):
+    from rbamp import RbAmpNotFoundError
+
+    with pytest.raises(RbAmpNotFoundError):
+        cli(capsys, "--debug", "read", "--sim", "UI2", *VIRTUAL, "--addr", "0x33")
+
+
+def test_python_m_rbamp_cli_prints_no_traceback_for_user_mistakes():
+    missing = run_module("info", "--sim", "UI2@1.3", *VIRTUAL, "--addr", "0x44")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("rbamp: error: no device acknowledges") and missing.stderr.count("\n") == 1
+    usage = run_module("read", "--sim", "UI9")
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr and "unknown variant" in usage.stderr
+    good = run_module("read", "--sim", "UI2@1.3", *VIRTUAL, "--load", "constant:1200", "--json")
+    assert good.returncode == 0 and '"power": 1200.0' in good.stdout
