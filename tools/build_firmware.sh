@@ -5,7 +5,7 @@
 #   BOARD    a folder of firmware/boards: RBAMP_ESP32 (.bin) or RBAMP_PICO_W (.uf2)
 #   MPY_DIR  a MicroPython checkout at the version in firmware/MICROPYTHON_VERSION
 # The toolchains are the ports' own: ESP-IDF (its export.sh sourced, so idf.py is on PATH) for
-# the ESP32, arm-none-eabi-gcc for the Pico W. See firmware/README.md.
+# the ESP32, arm-none-eabi-gcc for the Pico W. See firmware/README.md. DIST_DIR overrides dist/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,7 +50,8 @@ make -C "$mpy_dir/mpy-cross" -j"$jobs"
 make -C "$mpy_dir/ports/$port" BOARD_DIR="$board_dir" submodules
 make -C "$mpy_dir/ports/$port" BOARD_DIR="$board_dir" -j"$jobs"
 
-mkdir -p "$root/dist"
-target="$root/dist/rbamp-gateway-$board-micropython-$pinned.$suffix"
+dist=${DIST_DIR:-$root/dist}
+mkdir -p "$dist"
+target="$dist/rbamp-gateway-$board-micropython-$pinned.$suffix"
 cp "$mpy_dir/ports/$port/build-$board/$image" "$target"
 echo "$target"
