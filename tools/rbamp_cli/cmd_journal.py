@@ -75,7 +75,7 @@ def _read_image(path, block_size):
         raise CliError("%s is %d bytes, not a whole number of %d-byte blocks: a truncated copy, or "
                        "give the right --block-size" % (path, len(data), block_size))
     if len(data) // block_size < 2:
-        raise CliError("%s holds %d block(s) of %d bytes; a journal has at least 2" % (
+        raise CliError("%s holds %d block(s) of %d bytes; a journal has at least 2 (is --block-size right?)" % (
             path, len(data) // block_size, block_size))
     return data
 
