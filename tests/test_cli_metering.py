@@ -5,7 +5,9 @@ import re
 
 from support_cli import VIRTUAL, assert_one_line_error, cli
 
+from rbamp_cli.buses import Session
 from rbamp_cli.sim import build
+from rbampsim import SimModule, SimSMBus, VirtualClock, loads
 from rbamp_cli.values import load_spec, sim_specs
 
 
@@ -114,3 +116,39 @@ def test_fleet_latches_every_module_and_sums_them(capsys):
         assert close(last["total_energy_wh"], 2 * 1000 * 60 / 3600, 1e-2)
     text = cli(capsys, "fleet", "--sim", "UI2,UI1", *VIRTUAL, "--load", "constant:500", "--every", "3")
     assert text.code == 0 and "fleet: 0x50 UI2, 0x51 UI1" in text.out and "power now 1000.0 W" in text.out
+
+
+class InterruptingClock(VirtualClock):
+    """A virtual clock whose sleeper gets Ctrl-C once ``after_ms`` of virtual time have passed."""
+
+    def __init__(self, after_ms):
+        VirtualClock.__init__(self)
+        self.after_us = after_ms * 1000
+
+    def sleep_ms(self, ms):
+        if self.now_us() >= self.after_us:
+            raise KeyboardInterrupt
+        VirtualClock.sleep_ms(self, ms)
+
+
+def interrupted_session(after_ms):
+    clock = InterruptingClock(after_ms)
+    module = SimModule(variant="UI2", version=0x04, clock=clock, load=loads.Constant([720.0, -360.0]))
+    clock.advance_ms(250)
+    return Session(SimSMBus([module], freq=100000, clock=clock), clock, "interrupting", 100000, [module])
+
+
+def test_ctrl_c_ends_watch_with_a_summary_and_interrupts_period(capsys):
+    result = cli(capsys, "watch", session=interrupted_session(3000))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    samples = int(lines[-2].split()[0])
+    assert len(lines) == samples + 2 and 13 <= samples <= 14
+    found = re.search(r"over ([0-9.]+) s: import ([0-9.]+), [0-9.]+ Wh, export [0-9.]+, ([0-9.]+) Wh", lines[-2])
+    seconds = float(found.group(1))
+    assert close(float(found.group(2)), 720 * seconds / 3600, 1e-3)
+    assert close(float(found.group(3)), 360 * seconds / 3600, 1e-3)
+    truth = re.search(r"simulator truth: import ([0-9.]+),", lines[-1])
+    assert close(float(found.group(2)), float(truth.group(1)), 1e-3)
+    stopped = cli(capsys, "period", "--every", "60", "--count", "2", session=interrupted_session(30000))
+    assert stopped.code == 130 and stopped.err == "rbamp: interrupted\n" and stopped.out == ""

@@ -69,12 +69,15 @@ def run_watch(args, out, session):
     dev.sample_bidirectional()  # the first sample only starts the integration
     samples = 0
     elapsed = 0
+    truth = None
     try:
         while True:
-            samples += 1
-            watch.wait_until(samples * WINDOW_MS)
+            watch.wait_until((samples + 1) * WINDOW_MS)
             snap = dev.sample_bidirectional()
+            samples += 1
             elapsed = watch.ms()
+            # the truth up to this sample, not up to a Ctrl-C that comes later
+            truth = _truth_since(session, args.addr, truth_start)
             imported = [energy.import_wh(ch) for ch in channels]
             exported = [energy.export_wh(ch) for ch in channels]
             power = [snap.power[ch] for ch in channels]
@@ -95,7 +98,6 @@ def run_watch(args, out, session):
         out.end_redraw()
     imported = [energy.import_wh(ch) for ch in channels]
     exported = [energy.export_wh(ch) for ch in channels]
-    truth = _truth_since(session, args.addr, truth_start)
     summary = {"samples": samples, "seconds": rounded(elapsed / 1000, 3), "import_wh": _wh(imported),
                "export_wh": _wh(exported)}
     if truth is not None:
