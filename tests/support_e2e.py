@@ -37,8 +37,9 @@ def base_config(port, **overrides):
 class Gateway:
     """One gateway process; its data folder survives restarts (the flash image and backlog)."""
 
-    def __init__(self, data_dir, config=None, config_text=None, env=None):
+    def __init__(self, data_dir, config=None, config_text=None, env=None, script="main.py"):
         self.data_dir = data_dir
+        self.script = script  # relative to the repository root
         os.makedirs(data_dir, exist_ok=True)
         if config is not None or config_text is not None:
             with open(os.path.join(data_dir, "config.json"), "w") as f:
@@ -55,7 +56,7 @@ class Gateway:
         env["RBAMP_DATA"] = self.data_dir
         env.update(self.env)
         self.log_file = open(self.log_path, "a")
-        self.proc = subprocess.Popen([micropython(), os.path.join(ROOT, "main.py")], cwd=ROOT,
+        self.proc = subprocess.Popen([micropython(), os.path.join(ROOT, self.script)], cwd=ROOT,
                                      env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         return self
 

@@ -128,3 +128,45 @@ def test_driver_bus_table_covers_every_variant_and_protocol():
             else:
                 assert driver[0] >= 112  # read twice until both passes agree
         assert driver[2] > 0 and naive[2] > 0
+
+
+def test_gateway_latency_matching_uses_the_right_stamps():
+    import bench_gateway
+
+    log = "\n".join([
+        "bench-probe base 1200", "bench-probe hooks 300", "info: gateway up",
+        "bench-probe latch 1000000000", "bench-probe period 1051000000 7",
+        "bench-probe latch 6000000000", "bench-probe period 6052000000 8",
+        "bench-probe state 2000000000 10", "bench-probe state 2200000000 11",
+        "bench-probe state 2400000000 11",  # two payloads with 11 samples: ambiguous
+    ])
+    probe = bench_gateway.parse_probe(log)
+    assert probe["base"] == 1200 and probe["hooks"] == 300
+    states = [(10, 2025000000), (11, 2430000000)]
+    periods = [(7, 1100000000), (8, 6090000000), (9, 9000000000)]  # 9 was never stamped
+    lat = bench_gateway.latencies(probe, states, periods)
+    assert lat["state"] == [25.0]
+    assert lat["period"] == [100.0, 90.0]  # each from its own (the last earlier) latch
+    assert lat["handover"] == [51.0, 52.0]
+    assert bench_gateway.percentile([5, 1, 4, 2, 3], 0.5) == 3
+    assert bench_gateway.percentile(list(range(1, 101)), 0.95) == 95
+
+
+def test_gateway_benchmark_measures_latency_through_a_real_broker():
+    """A short run from sources on mpy64: the probe still finds the methods it wraps and every
+    figure comes out (needs mosquitto, like the MQTT tests)."""
+    interpreter = os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_gateway.py"),
+                          "--interpreter", interpreter, "--sources", "--samples", "40"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.stdout.splitlines()
+            if line.startswith("| ")}
+    state = rows["publish latency, state: payload built to arrival (median / p95 / max)"]
+    period = rows["publish latency, period record: LATCH to arrival (median / p95 / max)"]
+    handover = rows["of which LATCH to hand-over to the MQTT link (median / p95 / max)"]
+    assert "n/a" not in state + period + handover, out.stdout
+    median_ms = float(handover.split(" | ")[1].split(" / ")[0])
+    assert median_ms >= 50  # the protocol's 50 ms settle lies between the latch and the record
+    probe = rows["of which the benchmark's probe (absent on a board)"]
+    assert 0 < int(probe.split(" | ")[1].split()[0]) < 4096

@@ -1,14 +1,20 @@
-"""Gateway benchmark: the real main.py (host profile) under a MicroPython interpreter against a
-real broker; reports boot-to-first-publish time, publish latency of period records and the
-steady-state heap after 1000 DRDY sample cycles (~200 s of real time: the module's 5 Hz).
+"""Gateway benchmark: the real gateway (host profile) under a MicroPython interpreter against a real
+mosquitto and a paho-mqtt subscriber, as a board runs it (our code frozen into an mpy32 build).
 
-    .venv/bin/python tools/bench_gateway.py [--interpreter .cache/mpy32/micropython-32-plain] [--write]
+It reports boot-to-first-publish time, the steady-state heap after 1000 DRDY sample cycles (~200 s
+of real time: the module's 5 Hz) and the publish latency of state messages and period records.
+The gateway runs under tools/bench_gateway_probe.py, which is main.py with timestamped log lines at
+the LATCH command, at the hand-over of a period record to the MQTT link and when a state payload is
+built; the subscriber timestamps each arrival with the same wall clock.
+
+    .venv/bin/python tools/bench_gateway.py [--interpreter PATH] [--sources] [--samples N] [--write]
 """
 
 import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,10 +22,70 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests")]
 
-from support_e2e import Gateway, Watcher, base_config  # noqa: E402
+from support_e2e import Gateway, Watcher, base_config, wait_until  # noqa: E402
 from xrt import broker as xbroker  # noqa: E402
 
 BASE = "rbamp/e2e-gw/"
+PERIOD_S = 5
+PROBE = "tools/bench_gateway_probe.py"
+PLOT_NAME = "gateway_latency"
+STEADY_SAMPLES = 1000
+
+
+def parse_probe(log_text):
+    """The probe's lines in a gateway log: {"base": bytes, "hooks": bytes, "latch": [ns],
+    "period": {seq: ns}, "state": {samples: [ns, ...]}}."""
+    probe = {"base": None, "hooks": None, "latch": [], "period": {}, "state": {}}
+    for line in log_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0] != "bench-probe":
+            continue
+        kind = fields[1]
+        values = [int(x) for x in fields[2:]]
+        if kind in ("base", "hooks"):
+            probe[kind] = values[0]
+        elif kind == "latch":
+            probe["latch"].append(values[0])
+        elif kind == "period":
+            probe["period"][values[1]] = values[0]
+        elif kind == "state":
+            probe["state"].setdefault(values[1], []).append(values[0])
+    return probe
+
+
+def latencies(probe, states, periods):
+    """Publish latencies in ms from the probe's stamps and the arrivals (wall ns).
+
+    states: [(samples, arrival_ns)]; periods: [(seq, arrival_ns)]. A state is matched by its
+    sample count (counts seen in more than one payload or message are ambiguous and left out); a
+    period record by its seq, and its latch is the last LATCH before the record's hand-over."""
+    arrived_per_count = {}
+    for samples, arrival in states:
+        arrived_per_count.setdefault(samples, []).append(arrival)
+    state_ms = []
+    for samples, arrivals in arrived_per_count.items():
+        built = probe["state"].get(samples, [])
+        if len(arrivals) == 1 and len(built) == 1:
+            state_ms.append((arrivals[0] - built[0]) / 1e6)
+    period_ms, handover_ms = [], []
+    latches = sorted(probe["latch"])
+    for seq, arrival in periods:
+        handed = probe["period"].get(seq)
+        if handed is None:
+            continue
+        before = [t for t in latches if t <= handed]
+        if not before:
+            continue
+        period_ms.append((arrival - before[-1]) / 1e6)
+        handover_ms.append((handed - before[-1]) / 1e6)
+    return {"state": state_ms, "period": period_ms, "handover": handover_ms}
+
+
+def _bare_heap(interpreter, env):
+    """gc.mem_alloc() of the interpreter with nothing loaded (to size the probe's own share)."""
+    out = subprocess.run([interpreter, "-c", "import gc; gc.collect(); print(gc.mem_alloc())"],
+                         capture_output=True, text=True, env=env, check=True)
+    return int(out.stdout.split()[-1])
 
 
 def measure(interpreter, samples_target, frozen):
@@ -28,35 +94,40 @@ def measure(interpreter, samples_target, frozen):
     broker.start()
     os.environ["XRT_MPY64"] = interpreter  # support_e2e starts the gateway with this interpreter
     watcher = Watcher(broker.port)
-    config = base_config(broker.port, period_s=10)
-    started = time.monotonic()
+    # Watcher stamps arrivals with time.monotonic(); this turns them into the probe's wall clock.
+    wall_minus_monotonic_ns = time.time_ns() - int(time.monotonic() * 1e9)
+    config = base_config(broker.port, period_s=PERIOD_S)
     env = {"MICROPYPATH": ".frozen"} if frozen else {}  # frozen: nothing may come from lib/
-    gateway = Gateway(os.path.join(work, "gw"), config=config, env=env).start()
+    started = time.monotonic()
+    gateway = Gateway(os.path.join(work, "gw"), config=config, env=env, script=PROBE).start()
     try:
-        watcher.wait_for(lambda: watcher.on(BASE + "state"), 60, "first state")
+        wait_until(lambda: watcher.on(BASE + "state"), 60, "first state")
         first_publish_s = watcher.on(BASE + "state")[0][3] - started
-        heap = []
-        deadline = time.monotonic() + samples_target / 5 * 1.5 + 60
-        while time.monotonic() < deadline:
+
+        def enough_samples():
             states = watcher.json_on(BASE + "state")
-            if states and states[-1]["samples"] >= samples_target:
-                break
-            time.sleep(1)
-        for state in watcher.json_on(BASE + "state"):
-            if state.get("heap_used") is not None:
-                heap.append((state["samples"], state["heap_used"]))
-        latencies = []
-        for topic, payload, retain, arrived in watcher.on(BASE + "period"):
-            record = json.loads(payload)
-            if record.get("ts"):
-                latencies.append(time.time() - (time.monotonic() - arrived) - record["ts"])
-        return {"first_publish_s": first_publish_s, "heap": heap, "latencies": latencies,
-                "samples": watcher.json_on(BASE + "state")[-1]["samples"],
-                "uptime_ms": watcher.json_on(BASE + "state")[-1]["uptime_ms"]}
+            return states and states[-1]["samples"] >= samples_target
+
+        wait_until(enough_samples, samples_target / 5 * 1.5 + 60, "%d samples" % samples_target)
     finally:
         gateway.stop()
         watcher.stop()
         broker.stop()
+    try:
+        state_messages = watcher.on(BASE + "state")
+        states = [json.loads(m[1]) for m in state_messages]
+        heap = [(s["samples"], s["heap_used"]) for s in states if s.get("heap_used") is not None]
+        arrivals = [(json.loads(m[1])["samples"], int(m[3] * 1e9) + wall_minus_monotonic_ns)
+                    for m in state_messages]
+        periods = [(json.loads(m[1])["seq"], int(m[3] * 1e9) + wall_minus_monotonic_ns)
+                   for m in watcher.on(BASE + "period")]
+        probe = parse_probe(gateway.log())
+        bare_env = dict(os.environ, **env)
+        probe_bytes = probe["base"] - _bare_heap(interpreter, bare_env) + probe["hooks"]
+        return {"first_publish_s": first_publish_s, "heap": heap, "probe_bytes": probe_bytes,
+                "latency": latencies(probe, arrivals, periods),
+                "samples": states[-1]["samples"], "uptime_ms": states[-1]["uptime_ms"]}
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -72,60 +143,119 @@ gc.collect(); print(gc.mem_alloc() - b)
 
 def simulator_share(interpreter, frozen):
     """Heap the simulated module and its bus take in the same interpreter (not on a board)."""
-    import subprocess
-
     env = dict(os.environ, MICROPYPATH=".frozen" if frozen else ".frozen:%s/lib:%s/tools" % (ROOT, ROOT))
     out = subprocess.run([interpreter, "-c", SIM_SHARE_SNIPPET], capture_output=True, text=True, env=env, check=True)
     return int(out.stdout.split()[-1])
 
 
-def report(interpreter, result, frozen):
+def percentile(values, fraction):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def _latency_row(label, values):
+    if not values:
+        return "| %s | n/a |" % label
+    return "| %s | %.1f / %.1f / %.1f ms (n = %d) |" % (
+        label, percentile(values, 0.5), percentile(values, 0.95), max(values), len(values))
+
+
+def runtime_name(interpreter):
+    return "mpy32" if "32" in os.path.basename(interpreter) else os.path.basename(interpreter)
+
+
+def plot_latency(latency, runtime):
+    from benchreport import pyplot, save_plot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, key, title, colour in ((axes[0], "state", "state: payload built -> subscriber", "#4575b4"),
+                                   (axes[1], "period", "period record: LATCH -> subscriber", "#d73027")):
+        values = latency[key]
+        if values:
+            ax.hist(values, bins=30, color=colour)
+            ax.axvline(percentile(values, 0.5), color="black", linewidth=1, label="median")
+            ax.axvline(percentile(values, 0.95), color="black", linestyle="--", linewidth=1, label="p95")
+            ax.legend(fontsize="small")
+        ax.set_title("%s (n = %d)" % (title, len(values)))
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("messages")
+    fig.suptitle("Gateway publish latency on %s (frozen build), mosquitto on loopback, paho subscriber"
+                 % runtime)
+    return save_plot(fig, PLOT_NAME)
+
+
+def report(interpreter, result, frozen, plot=None):
     heap = result["heap"]
-    late = [h for s, h in heap if s >= 1000] or [h for s, h in heap[-5:]]
-    lat = sorted(result["latencies"])
+    late = [h for s, h in heap if s >= STEADY_SAMPLES]
+    steady = "steady state (>= %d samples)" % STEADY_SAMPLES
+    if not late:
+        late = [h for s, h in heap[-5:]]
+        steady = "last 5 states (fewer than %d samples: not yet steady)" % STEADY_SAMPLES
+    lat = result["latency"]
     lines = [
-        "Measured with `make bench-gateway` (tools/bench_gateway.py): the real main.py, host profile "
-        "(simulated UI2 in real time), mosquitto on loopback, interpreter `%s`%s." % (
-            os.path.relpath(interpreter, ROOT),
+        "Measured with `make bench-gateway` (tools/bench_gateway.py) on **%s**: the real gateway, "
+        "host profile (simulated UI2 in real time), `period_s` %d, mosquitto on loopback, a paho "
+        "subscriber, interpreter `%s`%s." % (
+            runtime_name(interpreter), PERIOD_S, os.path.relpath(interpreter, ROOT),
             " with rbamp, gateway, umqtt and the simulator frozen in (firmware/host_manifest.py), as on a board"
             if frozen else " loading .py sources"),
         "",
         "| figure | value |",
         "|---|---|",
-        "| boot to first state publish | %.2f s |" % result["first_publish_s"],
+        "| boot to first state publish (process start to arrival at the subscriber) | %.2f s |"
+        % result["first_publish_s"],
         "| samples / expected at 5 Hz | %d / %d (%.1f %%) |" % (
             result["samples"], result["uptime_ms"] // 200, 100.0 * result["samples"] / max(1, result["uptime_ms"] // 200)),
-        "| heap in use after gc, steady state (>= 1000 samples) | %d .. %d bytes |" % (min(late), max(late)),
+        "| heap in use after gc, %s | %d .. %d bytes |" % (steady, min(late), max(late)),
         "| heap in use after gc, first state | %d bytes |" % heap[0][1],
         "| of which the simulated module and bus (absent on a board) | %d bytes |" % simulator_share(interpreter, frozen),
-        "| period record: arrival minus its `ts` (median / max; `ts` has 1 s resolution, so these are upper bounds) | %s |" % (
-            "%.0f / %.0f ms" % (lat[len(lat) // 2] * 1000, lat[-1] * 1000) if lat else "n/a"),
+        "| of which the benchmark's probe (absent on a board) | %d bytes |" % result["probe_bytes"],
+        _latency_row("publish latency, state: payload built to arrival (median / p95 / max)", lat["state"]),
+        _latency_row("publish latency, period record: LATCH to arrival (median / p95 / max)", lat["period"]),
+        _latency_row("of which LATCH to hand-over to the MQTT link (median / p95 / max)", lat["handover"]),
         "",
         "Target: steady-state heap <= 48 KB on mpy32. Heap is `gc.mem_alloc()` right after "
         "`gc.collect()`, reported by the gateway in its state payload; on the unix port it also "
         "holds the simulated module, its load profile and the host profile, which a board does not "
         "carry. Loading .py sources instead of frozen bytecode adds about 170 KB of code objects.",
+        "",
+        "Publish latency is wall-clock time on one PC, from a stamp the gateway process prints "
+        "(tools/bench_gateway_probe.py wraps the methods; `time.time_ns()`) to paho's `on_message` "
+        "in the subscriber, through mosquitto on loopback. State (QoS 0): from the moment the "
+        "publisher builds the payload from the newest sample (it checks every 200 ms whether one "
+        "is due) to its arrival; a payload replaced by a newer one before the link sent it is "
+        "not counted. Period record (QoS 1): from the LATCH_PERIOD command on the simulated "
+        "bus to the record's arrival; it includes the 50 ms settle the protocol requires before the "
+        "snapshot is read, the read, the write to the durable backlog file and the MQTT round.",
     ]
+    if plot:
+        lines += ["", "![publish latency histograms](%s)" % plot]
     return "\n".join(lines)
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interpreter", default=os.path.join(ROOT, ".cache/mpy32/micropython-32-frozen"))
     parser.add_argument("--sources", action="store_true", help="the interpreter loads lib/ from .py files")
-    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=STEADY_SAMPLES)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    if not os.path.exists(args.interpreter):
+        parser.error("no interpreter at %s (make bench-gateway builds it)" % args.interpreter)
+    if args.samples < 1:
+        parser.error("--samples must be at least 1")
     frozen = not args.sources
     result = measure(args.interpreter, args.samples, frozen)
-    text = report(args.interpreter, result, frozen)
+    plot = plot_latency(result["latency"], runtime_name(args.interpreter)) if args.write else None
+    text = report(args.interpreter, result, frozen, plot)
     print(text)
     if args.write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        content = open(path).read()
-        begin = content.index("<!-- gateway:begin -->") + len("<!-- gateway:begin -->")
-        end = content.index("<!-- gateway:end -->")
-        open(path, "w").write(content[:begin] + "\n" + text + "\n" + content[end:])
+        from benchreport import replace_section
+
+        replace_section("gateway", text)
 
 
 if __name__ == "__main__":
