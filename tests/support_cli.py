@@ -46,4 +46,4 @@ def run_module(*argv, cwd=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools")])
     return subprocess.run([sys.executable, "-m", "rbamp_cli"] + list(argv), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, cwd=cwd or ROOT, env=env)
+                          timeout=60, stdin=subprocess.DEVNULL, cwd=cwd or ROOT, env=env, check=False)

@@ -5,9 +5,8 @@ import json
 import os
 import stat
 
-from support_cli import ROOT, assert_one_line_error, cli
-
 from gateway.config import ConfigError, parse_config
+from support_cli import ROOT, assert_one_line_error, cli
 
 BAD_CONFIGS = {
     "port.json": '{"mqtt": {"host": "h", "port": "1883x"}}',

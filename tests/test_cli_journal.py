@@ -1,11 +1,10 @@
 """Host tests of ``rbamp journal``: images written by the gateway's real EnergyStore on the NOR-flash
 test device and on the gateway's file-backed device, and broken images (one line, exit 1)."""
 
-from support_cli import assert_one_line_error, cli
-
 from gateway.flashdev import FileBlockDevice
 from gateway.store import REASON_GROWTH, REASON_INTERVAL, EnergyStore
 from norflash import NorFlash
+from support_cli import assert_one_line_error, cli
 
 
 def fill(store, commits, start=None):
@@ -52,7 +51,7 @@ def test_totals_and_records_of_a_wrapped_journal(capsys, tmp_path):
 
 
 def test_text_output_split_per_module(capsys, tmp_path):
-    path, store, history = norflash_image(tmp_path, commits=40)
+    path, _, history = norflash_image(tmp_path, commits=40)
     result = cli(capsys, "journal", str(path), "--modules", "0x50:2,0x51:1", "--records", "2")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
@@ -95,7 +94,7 @@ def test_a_torn_newest_record_falls_back_to_the_one_before(capsys, tmp_path):
 
 
 def test_broken_images_are_one_line_errors(capsys, tmp_path):
-    path, store, history = norflash_image(tmp_path, commits=5)
+    path = norflash_image(tmp_path, commits=5)[0]
     good = path.read_bytes()
     cases = {
         "truncated.img": (good[:5000], "not a whole number of 4096-byte blocks"),

@@ -3,12 +3,11 @@ energy the CLI reports is compared with the simulator's exact ground truth and w
 
 import re
 
-from support_cli import VIRTUAL, assert_one_line_error, cli
-
 from rbamp_cli.buses import Session
 from rbamp_cli.sim import build
-from rbampsim import SimModule, SimSMBus, VirtualClock, loads
 from rbamp_cli.values import load_spec, sim_specs
+from rbampsim import SimModule, SimSMBus, VirtualClock, loads
+from support_cli import VIRTUAL, assert_one_line_error, cli
 
 
 def session_of(spec, load):

@@ -4,10 +4,9 @@ command shares (bad options, missing bus, missing module): one line, the right e
 import sys
 
 import pytest
-from support_cli import VIRTUAL, assert_one_line_error, cli, run_module
-
 from rbamp_cli.sim import build
 from rbamp_cli.values import load_spec, sim_specs
+from support_cli import VIRTUAL, assert_one_line_error, cli, run_module
 
 
 def session_of(spec="UI2@1.3", load="constant:1000,-300"):
@@ -46,7 +45,7 @@ def test_scan_lists_every_module_with_its_identity(capsys):
     modules = result.json()["modules"]
     assert [(m["address"], m["variant"], m["protocol"], m["channels"]) for m in modules] == [
         ("0x50", "UI3", "1.3", 3), ("0x51", "I1", "1.3", 1), ("0x60", "UI1", "1.2", 1)]
-    by_addr = dict((m.addr, m) for m in session.sim_modules)
+    by_addr = {m.addr: m for m in session.sim_modules}
     for m in modules:
         assert m["uid"] == by_addr[int(m["address"], 16)].uid.hex()
         assert m["provisioned"] is False

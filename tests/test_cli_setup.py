@@ -1,10 +1,9 @@
 """Host tests of ``rbamp provision`` and ``set-address``: several commands act on one simulated bus,
 so what one command wrote is checked by the next one (and after a module power cycle)."""
 
-from support_cli import assert_one_line_error, cli
-
 from rbamp_cli.sim import build
 from rbamp_cli.values import load_spec, sim_specs
+from support_cli import assert_one_line_error, cli
 
 
 def session_of(spec="UI2@1.3"):

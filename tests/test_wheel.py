@@ -13,7 +13,8 @@ PACKAGES = ("rbamp", "rbamp_cli", "rbampsim", "gateway")
 
 
 def _run(argv, **kwargs):
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, **kwargs)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False,
+                            **kwargs)
     assert result.returncode == 0, (argv, result.stdout[-2000:], result.stderr[-2000:])
     return result
 
@@ -34,11 +35,14 @@ def test_wheel_installs_driver_and_cli_into_a_fresh_venv(tmp_path):
     _copy_sources(source)
     _run([sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "--no-index",
           "-q", "-w", wheels])
-    (wheel,) = [os.path.join(wheels, name) for name in os.listdir(wheels) if name.endswith(".whl")]
+    built = [name for name in os.listdir(wheels) if name.endswith(".whl")]
+    assert len(built) == 1, built
+    wheel = os.path.join(wheels, built[0])
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        entry_points = [archive.read(n).decode() for n in names if n.endswith("entry_points.txt")][0]
-    assert sorted(set(n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info"))) == sorted(PACKAGES)
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert sorted(top_level) == sorted(PACKAGES)
     assert "rbamp = rbamp_cli.cli:main" in entry_points
     assert not [n for n in names if n.startswith(("tests/", "xrt/")) or "/tests/" in n]
 
@@ -49,9 +53,10 @@ def test_wheel_installs_driver_and_cli_into_a_fresh_venv(tmp_path):
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = dict((k, v) for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME"))
-    site = _run([python, "-c", "import rbamp, rbamp_cli, rbampsim, gateway.store; print(rbamp.__file__); "
-                 "print(rbamp_cli.__file__); print(rbamp.__version__)"], cwd=str(elsewhere), env=env).stdout.split()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    probe = ("import rbamp, rbamp_cli, rbampsim, gateway.store; print(rbamp.__file__); print(rbamp_cli.__file__); "
+             "print(rbamp.__version__)")
+    site = _run([python, "-c", probe], cwd=str(elsewhere), env=env).stdout.split()
     assert all(path.startswith(venv) for path in site[:2]) and site[2] == "0.1.0"
 
     rbamp = os.path.join(venv, "bin", "rbamp")
@@ -65,7 +70,7 @@ def test_wheel_installs_driver_and_cli_into_a_fresh_venv(tmp_path):
                                 "constant:1500", "--json"], cwd=str(elsewhere), env=env).stdout)
     assert abs(constant["channels"][0]["power"] - 1500.0) < 0.01
     mistake = subprocess.run([rbamp, "read", "--sim", "UI2", "--sim-clock", "virtual", "--addr", "0x22"],
-                             capture_output=True, text=True, timeout=60, cwd=str(elsewhere), env=env)
+                             capture_output=True, text=True, timeout=60, cwd=str(elsewhere), env=env, check=False)
     assert mistake.returncode == 1 and mistake.stderr.startswith("rbamp: error: no device acknowledges")
     assert "Traceback" not in mistake.stderr
     example = os.path.join(ROOT, "config.example.json")

@@ -69,7 +69,7 @@ def add_create_options(parser):
 
 
 def _section(pairs):
-    section = dict((key, value) for key, value in pairs if value is not None)
+    section = {key: value for key, value in pairs if value is not None}
     return section or None
 
 

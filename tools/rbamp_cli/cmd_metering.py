@@ -185,7 +185,7 @@ def run_fleet(args, out, session):
     modules = fleet.scan()
     if not modules:
         raise CliError("no rbAmp module found on %s" % session.description)
-    truth_starts = dict((dev.address, _truth_start(session, dev.address)) for dev in modules)
+    truth_starts = {dev.address: _truth_start(session, dev.address) for dev in modules}
     if not out.as_json:
         out.line("fleet: %s" % ", ".join("%s %s" % (hex_addr(d.address), d.variant) for d in modules))
     every_ms = int(args.every * 1000)

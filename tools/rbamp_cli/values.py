@@ -2,6 +2,7 @@
 which argparse turns into a usage error (exit code 2) naming the option."""
 
 import argparse
+import math
 
 VARIANTS = ("UI1", "UI2", "UI3", "I1", "I2", "I3")
 PROTOCOLS = {"1.2": 0x03, "1.3": 0x04}
@@ -116,7 +117,7 @@ def _watts_list(text, spec):
     if not 1 <= len(powers) <= 3:
         raise argparse.ArgumentTypeError("%r: give 1..3 powers (one per channel)" % spec)
     for p in powers:
-        if p != p or abs(p) > 100000:
+        if math.isnan(p) or abs(p) > 100000:
             raise argparse.ArgumentTypeError("%r: power %s W is not plausible (|P| <= 100 kW)" % (spec, p))
     return powers
 
@@ -179,8 +180,7 @@ def ct_model(text):
         if amps.startswith(prefix):
             amps = amps[len(prefix):]
             break
-    if amps.endswith("A"):
-        amps = amps[:-1]
+    amps = amps.removesuffix("A")
     if amps.isdigit():
         for code, name in CT_MODEL_NAMES.items():
             if int(name[-3:]) == int(amps):
