@@ -46,7 +46,8 @@ def run_scan(args, out, session):
 
     fleet = RbAmpFleet(session.bus, clock=session.clock)
     modules = fleet.scan()
-    ignored = [{"address": hex_addr(addr), "reason": str(fleet.errors[addr])} for addr in sorted(fleet.errors)]
+    ignored = [{"address": hex_addr(addr), "reason": getattr(fleet.errors[addr], "strerror", None) or str(fleet.errors[addr])}
+               for addr in sorted(fleet.errors)]
     if not modules:
         seen = ", ".join(item["address"] for item in ignored)
         raise CliError("no rbAmp module found on %s%s" % (
