@@ -58,14 +58,20 @@ def test_scan_lists_rbamp_modules_only_and_leaves_a_stranger_alone(capsys):
     session = session_of("UI2@1.3,UI1@1.3")
     stranger = session.sim_modules[1]
     stranger.regs[0x54] = 0x7E  # PRODUCT_ID of some other I2C device
-    before = bytes(stranger.regs)
-    writes = stranger.flash_writes
+    bus = session.bus
+    calls = []
+    for name in ("read_byte_data", "write_byte_data", "write_i2c_block_data"):
+        def spy(addr, *rest, _name=name, _method=getattr(bus, name)):
+            calls.append((_name, addr))
+            return _method(addr, *rest)
+        setattr(bus, name, spy)
     result = cli(capsys, "scan", session=session)
     assert result.code == 0, result.err
     rows = [line.split()[0] for line in result.out.splitlines() if line.startswith("0x")]
     assert rows == ["0x50"] and "1 rbAmp module(s)" in result.out
     assert "ignored 0x51: the device here is not an rbAmp" in result.out
-    assert stranger.flash_writes == writes and bytes(stranger.regs)[:0x46] == before[:0x46]
+    assert ("read_byte_data", 0x51) in calls and ("write_byte_data", 0x50) in calls
+    assert [call for call in calls if call[1] == 0x51] == [("read_byte_data", 0x51)]  # PRODUCT_ID, then hands off
 
 
 def test_info_reports_identity_and_diagnostics(capsys):
