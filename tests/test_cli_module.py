@@ -60,11 +60,17 @@ def test_scan_lists_rbamp_modules_only_and_leaves_a_stranger_alone(capsys):
     stranger.regs[0x54] = 0x7E  # PRODUCT_ID of some other I2C device
     bus = session.bus
     calls = []
+
+    def spy(name):
+        method = getattr(bus, name)
+
+        def call(addr, *rest):
+            calls.append((name, addr))
+            return method(addr, *rest)
+        return call
+
     for name in ("read_byte_data", "write_byte_data", "write_i2c_block_data"):
-        def spy(addr, *rest, _name=name, _method=getattr(bus, name)):
-            calls.append((_name, addr))
-            return _method(addr, *rest)
-        setattr(bus, name, spy)
+        setattr(bus, name, spy(name))
     result = cli(capsys, "scan", session=session)
     assert result.code == 0, result.err
     rows = [line.split()[0] for line in result.out.splitlines() if line.startswith("0x")]
