@@ -10,7 +10,12 @@ import subprocess
 
 import pytest
 import yaml
-from support_firmware import BOARDS_DIR, ROOT, micropython_source, pinned_micropython_version
+from support_firmware import (
+    BOARDS_DIR,
+    ROOT,
+    micropython_source,
+    pinned_micropython_version,
+)
 
 WORKFLOW = os.path.join(ROOT, ".github", "workflows", "release.yml")
 IMAGE_SUFFIX = {"RBAMP_ESP32": "bin", "RBAMP_PICO_W": "uf2"}
@@ -52,7 +57,8 @@ def stub(bin_dir, name, body):
 def run_step(script, cwd, env_extra):
     env = dict(os.environ, **env_extra)
     env["PATH"] = env_extra["STUB_BIN"] + os.pathsep + os.environ["PATH"]
-    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def test_runs_on_published_releases_and_by_hand():
@@ -74,7 +80,7 @@ def test_micropython_is_checked_out_at_the_pinned_tag(tmp_path):
     pin = step("pinned MicroPython version")
     output = tmp_path / "github_output"
     out = subprocess.run(["bash", "-e", "-c", pin["run"]], cwd=ROOT, capture_output=True, text=True,
-                         env=dict(os.environ, GITHUB_OUTPUT=str(output)))
+                         env=dict(os.environ, GITHUB_OUTPUT=str(output)), check=False)
     assert out.returncode == 0, out.stderr
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
     checkout = step("Check out MicroPython")
@@ -99,7 +105,7 @@ def test_esp_idf_is_the_version_micropython_documents():
 
 @pytest.mark.parametrize("entry", [e["board"] for e in workflow()["jobs"]["firmware"]["strategy"]["matrix"]["include"]])
 def test_build_step_runs_make_firmware_in_the_toolchain_environment(entry, tmp_path):
-    matrix = [e for e in job()["strategy"]["matrix"]["include"] if e["board"] == entry][0]
+    matrix = next(e for e in job()["strategy"]["matrix"]["include"] if e["board"] == entry)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
@@ -168,7 +174,7 @@ esac
         stub(str(bin_dir), tool, "exit 0\n")
     env = dict(os.environ, PATH=str(bin_dir) + os.pathsep + "/usr/bin:/bin", DIST_DIR=str(tmp_path / "dist"))
     out = subprocess.run([os.path.join(ROOT, "tools", "build_firmware.sh")] + args, capture_output=True, text=True,
-                         env=env, timeout=60)
+                         env=env, timeout=60, check=False)
     calls = log.read_text().splitlines() if log.exists() else []
     return out, calls
 
@@ -184,7 +190,8 @@ def test_make_firmware_runs_the_port_build_for_our_board_and_collects_the_image(
                          "-C %s/ports/%s BOARD_DIR=%s -j%d" % (tree, port, board_dir, len(os.sched_getaffinity(0)))]
     image = out.stdout.split()[-1]
     assert image == str(tmp_path / "dist" / ("rbamp-gateway-%s-micropython-v1.25.0.%s" % (board, IMAGE_SUFFIX[board])))
-    assert open(image).read().strip() == port
+    with open(image) as f:
+        assert f.read().strip() == port
 
 
 @pytest.mark.parametrize("args,message", [
@@ -214,4 +221,4 @@ def test_make_firmware_names_the_missing_toolchain(tmp_path):
 
 def test_make_firmware_accepts_the_real_pinned_source_tree(tmp_path):
     out, calls = build_firmware(["RBAMP_PICO_W", micropython_source()], tmp_path, tools=())
-    assert out.returncode == 2 and "arm-none-eabi-gcc is not on PATH" in out.stderr  # past the version check
+    assert out.returncode == 2 and calls == [] and "arm-none-eabi-gcc is not on PATH" in out.stderr  # past the version check

