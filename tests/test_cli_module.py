@@ -110,7 +110,7 @@ def test_help_explains_the_bus_choices_and_exit_codes(capsys):
     (("read", "--sim", "UI2", "--load", "constant:abc"), 2, ("powers are numbers",)),
     (("read",), 2, ("--bus N", "--sim")),
     (("read", "--bus", "1", "--load", "constant:5"), 2, ("only apply to --sim",)),
-    (("read", "--bus", "1", "--sim", "UI2"), 2, ("not allowed with argument",)),
+    (("read", "--bus", "1", "--sim", "UI2"), 2, ("--bus and --sim exclude each other",)),
     (("read", "--sim", "UI2", "--sim-clock", "virtual", "--addr", "0x51"), 1,
      ("no device acknowledges", "0x51", "bus scan: 0x50")),
     (("period", "--sim", "UI2", "--sim-clock", "virtual", "--every", "0"), 2, ("more than 0 s",)),

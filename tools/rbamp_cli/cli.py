@@ -48,6 +48,8 @@ def main(argv=None, out=None, err=None, session=None):
         if args.needs_bus and session is None:
             if args.bus is None and not args.sim:
                 raise UsageError("choose the bus: --bus N (e.g. 1 on a Raspberry Pi) or --sim UI2@1.3")
+            if args.bus is not None and args.sim:
+                raise UsageError("--bus and --sim exclude each other: a real bus or the simulator")
             if args.bus is not None and (args.load is not None or args.sim_clock != "real"):
                 raise UsageError("--load and --sim-clock only apply to --sim")
             from rbamp_cli import buses

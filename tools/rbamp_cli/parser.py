@@ -38,11 +38,11 @@ examples:
 
 def _bus_options():
     parent = argparse.ArgumentParser(add_help=False)
+    # one of --bus / --sim, checked in cli.main (argparse would list a nested exclusive group apart)
     group = parent.add_argument_group("bus (one of --bus / --sim; see rbamp --help)")
-    choice = group.add_mutually_exclusive_group()
-    choice.add_argument("--bus", type=values.bus_number, metavar="N", help="Linux I2C bus number (/dev/i2c-N)")
-    choice.add_argument("--sim", type=values.sim_specs, action="append", metavar="SPEC",
-                        help="simulated module(s): VARIANT@VERSION[:ADDRESS][,...]")
+    group.add_argument("--bus", type=values.bus_number, metavar="N", help="Linux I2C bus number (/dev/i2c-N)")
+    group.add_argument("--sim", type=values.sim_specs, action="append", metavar="SPEC",
+                       help="simulated module(s): VARIANT@VERSION[:ADDRESS][,...]")
     group.add_argument("--load", type=values.load_spec, metavar="LOAD",
                        help="simulated load: constant:W[,W,W] | household[:SEED[:HOUR]] | noisy:SIGMA:W[,W,W]")
     group.add_argument("--sim-clock", choices=("real", "virtual"), default="real",
