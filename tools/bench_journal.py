@@ -476,7 +476,8 @@ def plot_wear(results, naive, directory=None):
         ax.set_ylabel("erases per year")
         ax.set_xticks(list(blocks))
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars
+        ax.legend(fontsize="small", loc="upper left")
     fig.suptitle("Erases per flash block per year: energy journal vs naive littlefs file")
     if directory:
         return save_plot(fig, PLOT_NAME, directory)
