@@ -41,7 +41,7 @@ mpy32:
 	  echo "* machine; its tests will be reported as not run.               *"; \
 	  echo "****************************************************************"; }
 
-deps: venv umqtt mpy32
+deps: venv umqtt mpy32 stubs
 
 # The gateway on this PC: real main.py under MicroPython (host profile), embedded broker, live view.
 # BROKER=host:port uses another broker; CONFIG=path another config.json.
@@ -110,6 +110,25 @@ deploy-mpy: mpy-bundle
 
 deploy-config: venv
 	$(VPY) tools/deploy.py --config-only $(DEPLOY_ARGS)
+
+# Type checks of the board code against the MicroPython stubs of each board (tools/typecheck/),
+# and ruff (ruff.toml). Both also run inside `make test` (tests/test_typecheck.py, test_lint.py).
+.PHONY: stubs typecheck lint
+STUBS := $(CACHE)/stubs/.stamp-$(shell cat tools/typecheck/stubs-*.txt | cksum | cut -d' ' -f1)
+$(STUBS): tools/typecheck/stubs-rp2.txt tools/typecheck/stubs-esp32.txt | $(STAMP)
+	rm -rf $(CACHE)/stubs
+	$(VPY) -m pip install -q --target $(CACHE)/stubs/rp2 -r tools/typecheck/stubs-rp2.txt
+	$(VPY) -m pip install -q --target $(CACHE)/stubs/esp32 -r tools/typecheck/stubs-esp32.txt
+	@touch $@
+
+stubs: $(STUBS)
+
+typecheck: stubs umqtt
+	$(VENV)/bin/pyright -p tools/typecheck/pyright-rp2.json
+	$(VENV)/bin/pyright -p tools/typecheck/pyright-esp32.json
+
+lint: venv
+	$(VENV)/bin/ruff check
 
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist
