@@ -358,9 +358,9 @@ def plot_cpu(cpu):
 
     plt = pyplot()
     calls = []
-    for runtime, variant, protocol, name, cpu_us, alloc in cpu:
-        if (protocol, name) not in calls:
-            calls.append((protocol, name))
+    for row in cpu:
+        if row[2:4] not in calls:
+            calls.append(row[2:4])
     runtimes = [r for r in ("cpython", "mpy64", "mpy32") if any(row[0] == r for row in cpu)]
     fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.8 / max(len(runtimes), 1)

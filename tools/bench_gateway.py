@@ -195,6 +195,7 @@ def report(interpreter, result, frozen, plot=None):
         late = [h for s, h in heap[-5:]]
         steady = "last 5 states (fewer than %d samples: not yet steady)" % STEADY_SAMPLES
     lat = result["latency"]
+    expected = result["uptime_ms"] // 200
     lines = [
         "Measured with `make bench-gateway` (tools/bench_gateway.py) on **%s**: the real gateway, "
         "host profile (simulated UI2 in real time), `period_s` %d, mosquitto on loopback, a paho "
@@ -208,10 +209,11 @@ def report(interpreter, result, frozen, plot=None):
         "| boot to first state publish (process start to arrival at the subscriber) | %.2f s |"
         % result["first_publish_s"],
         "| samples / expected at 5 Hz | %d / %d (%.1f %%) |" % (
-            result["samples"], result["uptime_ms"] // 200, 100.0 * result["samples"] / max(1, result["uptime_ms"] // 200)),
+            result["samples"], expected, 100.0 * result["samples"] / max(1, expected)),
         "| heap in use after gc, %s | %d .. %d bytes |" % (steady, min(late), max(late)),
         "| heap in use after gc, first state | %d bytes |" % heap[0][1],
-        "| of which the simulated module and bus (absent on a board) | %d bytes |" % simulator_share(interpreter, frozen),
+        "| of which the simulated module and bus (absent on a board) | %d bytes |"
+        % simulator_share(interpreter, frozen),
         "| of which the benchmark's probe (absent on a board) | %d bytes |" % result["probe_bytes"],
         _latency_row("publish latency, state: payload built to arrival (median / p95 / max)", lat["state"]),
         _latency_row("publish latency, period record: LATCH to arrival (median / p95 / max)", lat["period"]),
