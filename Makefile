@@ -17,6 +17,7 @@ help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32"
 	@echo "make run    run the gateway on this PC (see README)"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
+	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy)"
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
