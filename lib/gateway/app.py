@@ -284,7 +284,7 @@ class Gateway:
                 policy.committed(state.totals, state.backlog_seq)
             metering.store = self.store
             metering.policy = policy
-        metering.on_period = self._on_period
+        metering.on_period = self._on_period  # pyright: ignore[reportAttributeAccessIssue]  # typed by its initial None
         tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
                  self.publisher(), self.watchdog(), self.board.background()]
         if not self.config_result.safe_mode and cfg["mqtt"].get("host"):

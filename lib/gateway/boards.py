@@ -111,7 +111,7 @@ class Esp32Board(Board):
 
     def journal_device(self):
         try:
-            import esp32
+            import esp32  # pyright: ignore[reportMissingImports]  # ESP32 firmware only
 
             found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=ESP32_PARTITION_LABEL)
         except (ImportError, AttributeError):
@@ -126,10 +126,10 @@ class Rp2Board(Board):
 
     def journal_device(self):
         try:
-            import board_layout  # frozen into our Pico W image only
+            import board_layout  # pyright: ignore[reportMissingImports]  # frozen into our Pico W image only
         except ImportError:
             return Board.journal_device(self)
-        import rp2
+        import rp2  # pyright: ignore[reportMissingImports]  # Pico W firmware only
 
         return rp2.Flash(start=board_layout.JOURNAL_START, len=board_layout.JOURNAL_LEN)
 

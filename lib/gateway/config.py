@@ -583,7 +583,7 @@ def _hostname(chk, key, value):
     return value
 
 
-def _host(chk, key, value):
+def _host(chk: "_Checker", key, value):
     value = chk.text(key, value, 1, 253)
     if value is None:
         chk.fail(key, "must not be empty", "")
@@ -624,7 +624,7 @@ def _client_id(chk, key, value):
     return value
 
 
-def _topic(chk, key, value):
+def _topic(chk: "_Checker", key, value):
     value = chk.text(key, value, 1, 64)
     if value is None:
         chk.fail(key, "must not be empty", "")
@@ -823,7 +823,7 @@ def _known_elsewhere(name, path):
     for top, _default, check in SCHEMA:
         if top == lowered and path:
             found.append(top)
-        if type(check) is tuple:
+        if isinstance(check, tuple):
             for field in check:
                 if field[0] == lowered and top != path:
                     found.append(top + "." + field[0])
@@ -859,7 +859,7 @@ def _finish_pins(chk, config):
 def _build_defaults():
     config = {}
     for name, default, check in SCHEMA:
-        if type(check) is tuple:
+        if isinstance(check, tuple):
             config[name] = {field[0]: (None if field[1] is _REQUIRED else _copy(field[1])) for field in check}
         else:
             config[name] = _copy(default)
@@ -892,7 +892,7 @@ def parse_config(text_or_dict, source=SOURCE_NAME):
 
 def _salvage(raw, source):
     """Defaults, plus each hardware section of a broken file that is valid by itself."""
-    config = _copy(DEFAULTS)
+    config = _build_defaults()  # a fresh copy of DEFAULTS
     taken = []
     if type(raw) is not dict:
         return config, taken

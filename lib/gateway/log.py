@@ -44,7 +44,7 @@ class _DefaultClock:
     def ticks_ms(self):
         if self._wraps:
             return self._time.ticks_ms()
-        return int(self._time.monotonic() * 1000)
+        return int(self._time.monotonic() * 1000)  # pyright: ignore[reportAttributeAccessIssue]  # CPython only
 
     def ticks_diff(self, new, old):
         if self._wraps:
@@ -59,7 +59,7 @@ class Logger:
         self.clock = clock if clock is not None else _DefaultClock()
         self.dropped = 0  # lines the sink refused (console gone); the ring still has them
         self._secrets = []
-        self._ring = [None] * keep
+        self._ring = [None] * keep  # type: list[str | None]
         self._ring_next = 0
         self._ring_count = 0
         self._last_ms = self.clock.ticks_ms()
@@ -163,8 +163,9 @@ def _traceback_lines(exc):
         import io
 
         buffer = io.StringIO()
-        sys.print_exception(exc, buffer)
-        text = buffer.getvalue()
+        # the stubs type the file as their IOBase_mp and leave out StringIO.getvalue, both wrongly
+        sys.print_exception(exc, buffer)  # pyright: ignore[reportArgumentType]
+        text = buffer.getvalue()  # pyright: ignore[reportAttributeAccessIssue]
     else:
         import traceback
 

@@ -634,7 +634,7 @@ class MqttLink:
             self.log.error("mqtt: backlog unreadable (%s); discarding its oldest record", exc)
             backlog.discard_oldest()
             return
-        seq, payload = entry
+        seq, payload = entry  # pyright: ignore[reportGeneralTypeIssues]  # not None: the caller checked len()
         await self._publish(self._period_topic, payload, False, self.qos)
         try:
             backlog.ack(seq)
@@ -693,7 +693,8 @@ class MqttLink:
             self._stream = _Stream(sock, would_block)
         client = self._client_class(self.client_id, self.host, self.port, self._user, self._password,
                                     self.keepalive_s)
-        client.sock = self._stream
+        # umqtt.simple types sock by the None it starts with; the link hands it its own stream
+        client.sock = self._stream  # pyright: ignore[reportAttributeAccessIssue]
         client.set_callback(self._on_message)
         self._client = client
         self._replies = {}
@@ -729,7 +730,7 @@ class MqttLink:
                     context.load_verify_locations(cadata=der)
             else:
                 if hasattr(context, "check_hostname"):
-                    context.check_hostname = False
+                    context.check_hostname = False  # pyright: ignore[reportAttributeAccessIssue]  # CPython's ssl only
                 context.verify_mode = ssl.CERT_NONE
             wrapped = context.wrap_socket(sock, server_hostname=self.host)
         else:

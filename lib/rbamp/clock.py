@@ -7,11 +7,7 @@ A clock object offers ``ticks_us()``, ``ticks_ms()``, ``ticks_diff(a, b)``, ``ti
 the 32-bit boards, so wrap bugs show on the host too. Tests pass a virtual clock instead.
 """
 
-try:
-    import asyncio
-except ImportError:  # pragma: no cover - every supported runtime has asyncio
-    asyncio = None
-
+import asyncio
 import time
 
 # Ticks wrap at 2**30 on the boards. Kept as MASK/HALF so arithmetic stays in 31-bit small ints.
@@ -41,8 +37,10 @@ class SystemClock:
             self.ticks_ms = time.ticks_ms
             self.ticks_diff = time.ticks_diff
             self.ticks_add = time.ticks_add
-            self.sleep_ms = time.sleep_ms
-            self.sleep_us = time.sleep_us
+            # the board's functions shadow the CPython fallback methods below (their parameter
+            # names differ, which is all pyright objects to)
+            self.sleep_ms = time.sleep_ms  # pyright: ignore[reportAttributeAccessIssue]
+            self.sleep_us = time.sleep_us  # pyright: ignore[reportAttributeAccessIssue]
             self._native = True
         else:
             self.ticks_diff = _emulated_ticks_diff
@@ -51,10 +49,10 @@ class SystemClock:
 
     # CPython fallbacks; on MicroPython the instance attributes above shadow these.
     def ticks_us(self):
-        return (time.monotonic_ns() // 1000) & TICKS_MASK_30
+        return (time.monotonic_ns() // 1000) & TICKS_MASK_30  # pyright: ignore[reportAttributeAccessIssue]
 
     def ticks_ms(self):
-        return (time.monotonic_ns() // 1000000) & TICKS_MASK_30
+        return (time.monotonic_ns() // 1000000) & TICKS_MASK_30  # pyright: ignore[reportAttributeAccessIssue]
 
     def sleep_ms(self, ms):
         if ms > 0:

@@ -25,7 +25,7 @@ class HostFlag:
             self._pending = True
             return
         try:
-            running = asyncio.get_running_loop()
+            running = asyncio.get_running_loop()  # pyright: ignore[reportAttributeAccessIssue]  # CPython's asyncio
         except RuntimeError:
             running = None
         if running is self._loop:

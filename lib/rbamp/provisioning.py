@@ -4,6 +4,9 @@ Every write is read-compare-write (no module flash cycle or event when nothing c
 command's ERROR is checked right after it, and CT bindings are verified through their mirrors.
 The module's flash lasts ~10 000 saves: these are provisioning calls, never for a loop.
 """
+# A mixin: self's attributes are RbAmp's (device.py), which this module cannot import (device.py
+# imports it), so the type checker cannot see them here.
+# pyright: reportAttributeAccessIssue=false
 
 from rbamp import registers as R
 from rbamp.errors import RbAmpCommandError, RbAmpError, RbAmpParamError

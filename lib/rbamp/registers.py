@@ -5,7 +5,7 @@ by the code under test and the reference it is tested against.
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]  # CPython: the fallback below
 except ImportError:
     def const(value):
         return value

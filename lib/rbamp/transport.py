@@ -34,7 +34,7 @@ class SMBusTransport:
         self.bus = bus
         msg = getattr(bus, "i2c_msg", None)
         if msg is None:
-            from smbus2 import i2c_msg as msg
+            from smbus2 import i2c_msg as msg  # pyright: ignore[reportMissingImports]  # CPython only
         self._msg = msg
 
     def read_into(self, addr, reg, buf):
