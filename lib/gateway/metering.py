@@ -25,7 +25,7 @@ class MeteredModule:
         self.key = "0x%02x" % address
         self.label = label
         self.status = "starting"
-        self.error = None
+        self.error = None  # type: str | None
         self.snapshot = None
         self.channels = 0
         self.last_period = None
@@ -172,7 +172,7 @@ class Metering:
         await self.clock.asleep_ms(SETTLE_MS)
         record_modules = {}
         for module in latched:
-            entry = {"valid": False}
+            entry = {"valid": False}  # type: dict
             try:
                 p = module.dev.read_period_snapshot(skip_latch=True, settle_ms=0)
                 entry["valid"] = True
