@@ -140,6 +140,42 @@ def test_unplugged_module_is_reported_and_recovered_while_the_other_meters_on():
     assert records[-1]["modules"]["0x51"]["valid"]
 
 
+def test_an_emi_burst_longer_than_the_retries_costs_no_energy():
+    # Every transaction fails for 250 ms: one or two samples fail after all their retries. The
+    # module must not count as unreachable (recovering re-primes it and loses its period).
+    clock, sims, bus, metering, log = _rig()
+    start = sims[0].truth.snapshot()
+
+    async def during():
+        await clock.asleep_ms(90000)
+        for sim in sims:
+            sim.faults.add_emi_burst(clock.now_us() + 10000, 250000, fail_rate=1.0)
+        await clock.asleep_ms(120000)
+
+    records = _run(clock, metering, 0, during, sims=sims)
+    assert sum(m.transient_errors for m in metering.modules) >= 2
+    assert all(m.failures == 0 and m.status == "ok" for m in metering.modules)
+    assert not any("unreachable" in line for line in log.lines), log.lines
+    imp = (records[-1]["truth"][0].imported[0] - start.imported[0]) / 3600000000000
+    assert abs(metering.totals()[0] - imp) <= 0.0005 * imp + 50, (metering.totals()[0], imp)
+    exp = sims[0].truth.export_wh_since(start, 1) * 1000
+    assert abs(metering.totals()[3] - exp) <= 0.002 * exp + 500, (metering.totals()[3], exp)
+
+
+def test_energy_a_module_lost_in_a_reboot_comes_back_from_the_samples():
+    # A reboot 40 s into a period wipes the module's 40 s of accumulation; the gateway sampled
+    # those 40 s itself and puts them back.
+    clock, sims, bus, metering, log = _rig()
+    start = sims[0].truth.snapshot()
+    sims[0].reboot_at(clock.now_us() + 100000000)
+    records = _run(clock, metering, 3.5, sims=sims)
+    assert metering.modules[0].dev.stats.reboots == 1
+    assert any(r["modules"]["0x50"].get("rebooted") for r in records)
+    assert metering.modules[0].refilled_mwh > 1000  # ~40 s of the ~150 W base load
+    imp = (records[-1]["truth"][0].imported[0] - start.imported[0]) / 3600000000000
+    assert abs(metering.totals()[0] - imp) <= 0.0005 * imp + 50, (metering.totals()[0], imp)
+
+
 def test_sampling_path_allocates_nothing():
     import xrt
 

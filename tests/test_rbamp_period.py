@@ -153,3 +153,17 @@ def test_bidirectional_sampling_splits_import_and_export():
             got = getattr(dev.energy, kind + "_wh")(ch)
             assert close(got, truth, 0.002 * truth + 0.5), (ch, kind, got, truth)
     assert dev.energy.export_wh(1) > 100  # midday PV really exported
+
+
+def test_a_latch_refused_by_a_rebooting_module_does_not_stretch_the_next_period():
+    # The module rebooted 30 ms before our latch: it refuses it (booting) and its accumulation
+    # restarted, so the next period covers the time since then, not since the last good latch.
+    clock, module, bus, dev = rig("UI1", 0x04, powers=[1000.0])
+    run_periods(clock, dev, 2)
+    module.reboot_at(clock.now_us() + 60000000 - 50000 - 30000)
+    clock.advance_ms(60000 - 50)
+    xrt.raises(RbAmpStaleError, dev.read_period_snapshot)
+    assert dev.stats.reboots == 1 and dev.stats.stale == 1
+    after = run_periods(clock, dev, 1)[0]
+    assert after.valid and close(after.dt_ms, 60000, 100), after.dt_ms  # 120000 would count 60 s twice
+    assert after.commit_count in (299, 300, 301)

@@ -499,8 +499,11 @@ class RbAmp(Provisioning):
         valid = self._status[5]
         rebooted = self._check_reboot()
         if error == R.ERROR_NOT_READY:
-            # the module refused the latch (booting): nothing was swapped, the anchor stays
+            # the module refused the latch (booting): nothing was swapped, the anchor stays, unless
+            # it rebooted: its accumulation restarted, so the next period must not reach back
             self._latched = False
+            if rebooted:
+                self._set_anchor(0)
             self.stats.stale += 1
             p.valid = False
             raise RbAmpStaleError("module not ready, latch refused", self.address)
