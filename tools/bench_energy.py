@@ -46,15 +46,18 @@ DAYS = 30
 DAY_S = 86400
 HOUR_S = 3600
 MINUTE_US = 60000000
+PERIOD_US = 60000000  # the default config's period_s
 LATCH_OFFSET_MS = 30000  # where in each minute the period latch falls (sparse hours)
 DENSE_HOURS = (11, 8, 13, 17, 10, 15, 9)  # the 5 Hz hour of day d: DENSE_HOURS[d % 7]
 # EMI bursts in the 5 Hz hour: (minute, ms after the latch of that minute, duration ms)
 EMI_BURSTS = ((4, 100, 20), (9, 5030, 40), (14, 12000, 60), (19, 20180, 80), (24, 33000, 120),
               (29, -10, 250), (39, 40060, 250), (49, -20, 120))
 EMI_FAIL_RATE = 0.67
-PRE_LATCH_REBOOT_MS = (30, 120, 5)  # day d: reboot this long before a latch (cycled)
-PRE_LATCH_REBOOT_HOUR = 3
-MID_PERIOD_REBOOT = (21, 17000)  # every third day: hour, ms after the latch
+# Module reboots, in the 5 Hz hour too: this long before the latch of minute 44 (cycled by day; the
+# latch is refused while booting or finds no window since boot: a stale latch), and every third
+# day one this long after the latch of minute 52 (in the middle of a period).
+PRE_LATCH_REBOOT = (44, (30, 120, 5))
+MID_PERIOD_REBOOT = (52, 17000)
 OUTAGES = ((18, 5), (2, 3), (6, 9), (20, 2))  # every second day: (start hour, hours), cycled
 RUNTIME_NAME = "mpy32: MicroPython 1.25 unix port, 32-bit, single-precision float"
 SERIES = (("0x50", "import", 0, "UI2 ch0 (house) import"),
@@ -67,22 +70,24 @@ TARGET = 0.0001  # 0.01 %
 # The simulation (MicroPython; also runs under CPython for debugging)
 
 def fault_schedule(days):
-    """Per day: the 5 Hz hour, reboots (absolute s, kind) and the outage (start s, end s) or None."""
+    """Per day: the 5 Hz hour, the faults of its periods and the publish outage (start s, end s) or
+    None. ``faults`` maps a period of the 5 Hz hour (1 = the first latch of ``period_loop``) to
+    (kind, ms relative to that period's latch, duration ms): kind "emi" or "reboot"."""
     plan = []
     for day in range(days):
-        base = day * DAY_S
-        reboots = [(base + PRE_LATCH_REBOOT_HOUR * HOUR_S + 7 * 60 + LATCH_OFFSET_MS / 1000
-                    - PRE_LATCH_REBOOT_MS[day % len(PRE_LATCH_REBOOT_MS)] / 1000, "pre-latch")]
+        faults = {}
+        for minute, after_ms, duration_ms in EMI_BURSTS:
+            faults.setdefault(minute, []).append(("emi", after_ms, duration_ms))
+        minute, offsets = PRE_LATCH_REBOOT
+        faults.setdefault(minute, []).append(("reboot", -offsets[day % len(offsets)], 0))
         if day % 3 == 0:
-            hour, after_ms = MID_PERIOD_REBOOT
-            reboots.append((base + hour * HOUR_S + 30 * 60 + (LATCH_OFFSET_MS + after_ms) / 1000,
-                            "mid-period"))
+            minute, after_ms = MID_PERIOD_REBOOT
+            faults.setdefault(minute, []).append(("reboot", after_ms, 0))
         outage = None
         if day % 2 == 0:
             start_h, hours = OUTAGES[(day // 2) % len(OUTAGES)]
-            outage = (base + start_h * HOUR_S, base + (start_h + hours) * HOUR_S)
-        plan.append({"dense_hour": DENSE_HOURS[day % len(DENSE_HOURS)], "reboots": reboots,
-                     "outage": outage})
+            outage = (day * DAY_S + start_h * HOUR_S, day * DAY_S + (start_h + hours) * HOUR_S)
+        plan.append({"dense_hour": DENSE_HOURS[day % len(DENSE_HOURS)], "faults": faults, "outage": outage})
     return plan
 
 
@@ -241,11 +246,29 @@ def simulate(days, emit):
     pace = modules[0].dev
     handler = drdy._handler
     plan = fault_schedule(days)
-    for day in plan:
-        for at_s, _ in day["reboots"]:
-            sims[0].reboot_at(int(at_s * 1000000))
-    counts = {"emi_bursts": 0, "reboots_scheduled": sum(len(d["reboots"]) for d in plan), "outages": 0,
-              "dense_hours": 0, "sparse_samples": 0}
+    counts = {"emi_bursts": 0, "reboots_scheduled": 0, "outages": 0, "dense_hours": 0, "sparse_samples": 0}
+    dense = {"faults": None, "period": 0}
+    real_period_once = metering.period_once
+
+    def inject(faults, latch_us):
+        for kind, offset_ms, duration_ms in faults:
+            at_us = latch_us + offset_ms * 1000
+            if kind == "emi":
+                for sim in sims:
+                    sim.faults.add_emi_burst(at_us, duration_ms * 1000, EMI_FAIL_RATE)
+                counts["emi_bursts"] += 1
+            else:
+                sims[0].reboot_at(at_us)
+                counts["reboots_scheduled"] += 1
+
+    async def period_once_in_dense_hour():
+        # period_loop latches every 60 s from its start: at this latch, plan the next period's faults
+        if dense["faults"] is not None:
+            dense["period"] += 1
+            inject(dense["faults"].get(dense["period"] + 1, ()), clock.now_us() + PERIOD_US)
+        return await real_period_once()
+
+    metering.period_once = period_once_in_dense_hour  # what period_loop calls
 
     def until_us(target_us):
         now = clock.now_us()
@@ -260,25 +283,23 @@ def simulate(days, emit):
         until_us(minute_start_us + LATCH_OFFSET_MS * 1000)
         metering.sample_once()
         counts["sparse_samples"] += 2
-        await metering.period_once()
+        await real_period_once()
         if store.needs_prepare:
             store.prepare()  # what journal_upkeep does when idle
 
-    async def dense_hour(hour_start_us):
+    async def dense_hour(hour_start_us, faults):
         """The real tasks from just after this hour's first latch to the end of the hour."""
-        latch0_us = hour_start_us + LATCH_OFFSET_MS * 1000
-        for minute, after_ms, duration_ms in EMI_BURSTS:
-            start = latch0_us + minute * MINUTE_US + (after_ms + 50) * 1000  # period_loop latches 50 ms later
-            for sim in sims:
-                sim.faults.add_emi_burst(start, duration_ms * 1000, EMI_FAIL_RATE)
-            counts["emi_bursts"] += 1
         drdy.irq(handler=handler, trigger=drdy.IRQ_FALLING, hard=True)
+        dense["faults"] = faults
+        dense["period"] = 0
+        inject(faults.get(1, ()), clock.now_us() + PERIOD_US)
         tasks = [asyncio.create_task(metering.sampler()), asyncio.create_task(metering.period_loop()),
                  asyncio.create_task(metering.journal_upkeep())]
         await clock.asleep_ms((hour_start_us + HOUR_S * 1000000 - clock.now_us()) // 1000)
         for task in tasks:
             task.cancel()
         await asyncio.sleep(0)
+        dense["faults"] = None
         drdy.irq(handler=None)  # the simulator then computes windows lazily, minutes at a time
         for sim in sims:
             sim.faults.bursts = []
@@ -312,7 +333,7 @@ def simulate(days, emit):
                         await sparse_minute(minute * MINUTE_US)
                 elif hour_of_day == day["dense_hour"]:
                     await sparse_minute(hour_start_us)
-                    await dense_hour(hour_start_us)
+                    await dense_hour(hour_start_us, day["faults"])
                 else:
                     for minute in range(60):
                         await sparse_minute(hour_start_us + minute * MINUTE_US)
@@ -324,7 +345,9 @@ def simulate(days, emit):
     ended_ms = _wall_ms(time)
     modules_out = {}
     for module in modules:
-        modules_out[module.key] = {"stats": module.dev.stats.to_dict(), "failures": module.failures}
+        modules_out[module.key] = {"stats": module.dev.stats.to_dict(), "failures": module.failures,
+                                   "transient_errors": module.transient_errors,
+                                   "refilled_mwh": module.refilled_mwh}
     sims_out = {}
     for sim in sims:
         sims_out["0x%02x" % sim.addr] = {"boots": sim.boots, "injected_nacks": sim.faults.injected_nacks,
@@ -509,15 +532,19 @@ def report(figures, summary, days, wall_s, plot_link):
     add("")
     add("| fault | injected | seen and handled by the gateway |")
     add("|---|---|---|")
-    add("| EMI bursts (2/3 of transactions fail) | %d bursts, %d NACKs | %d bus errors, %d retries, %d "
-        "times a module marked unreachable and recovered |" % (
+    add("| EMI bursts (2/3 of transactions fail) | %d bursts, %d NACKs | %d bus errors, %d retries; %d "
+        "samples or periods failed after the retries and were made up by the next one; %d times a "
+        "module counted as unreachable |" % (
             counts["emi_bursts"], sum(s["injected_nacks"] for s in sims.values()), total("bus_errors"),
-            total("retries"), sum(stats[key]["failures"] for key in stats)))
+            total("retries"), sum(stats[key]["transient_errors"] for key in stats),
+            sum(stats[key]["failures"] for key in stats)))
     add("| ESP32 ghost bytes after a NACK | %d ghost reads | %d rejected values, %d ghosts caught by the "
         "sanity filter (the rest absorbed by the throw-away read before each retry) |" % (
             sum(s["ghost_reads"] for s in sims.values()), total("rejected"), total("ghosts")))
-    add("| module reboots | %d | %d detected |" % (
-        sum(s["boots"] - 1 for s in sims.values()), total("reboots")))
+    add("| module reboots | %d | %d detected; %.1f Wh the module lost with its period in progress "
+        "put back from the gateway's own RT samples |" % (
+            sum(s["boots"] - 1 for s in sims.values()), total("reboots"),
+            sum(stats[key]["refilled_mwh"] for key in stats) / 1000))
     add("| stale latches (a latch refused while booting or with no window since boot) | from the "
         "pre-latch reboots | %d |" % total("stale"))
     add("| publish outages | %d (%d h in all) | %d totals published, %d delivered (the rest replaced "
@@ -534,15 +561,17 @@ def report(figures, summary, days, wall_s, plot_link):
         "a minute, at the minute boundary and at the latch, which integrates the same energy as 5 Hz "
         "for a load that changes once a minute." % days)
     add("")
-    add("Fault schedule, every day: EMI bursts of %s ms in the 5 Hz hour (some on a latch); a reboot "
-        "of the UI2 %s ms before the latch at 03:07 (cycled by day: the latch is refused while "
-        "booting or finds no window since boot); every third day a reboot %d s into a period at "
-        "%02d:30; every second day a publish outage (%s, cycled)." % (
-            "/".join(str(d) for _, _, d in EMI_BURSTS), "/".join(str(x) for x in PRE_LATCH_REBOOT_MS),
-            MID_PERIOD_REBOOT[1] // 1000, MID_PERIOD_REBOOT[0],
+    add("Fault schedule, all in the day's 5 Hz hour except the outages: EMI bursts of %s ms on "
+        "both modules (some on a latch); a reboot of the UI2 %s ms (cycled by day) before the latch "
+        "of minute %d, so that latch is refused while the module boots or finds no window since "
+        "boot (stale); every third day another reboot %d s after the latch of minute %d, in the "
+        "middle of a period. Every second day a publish outage (%s, cycled)." % (
+            "/".join(str(d) for _, _, d in EMI_BURSTS), "/".join(str(x) for x in PRE_LATCH_REBOOT[1]),
+            PRE_LATCH_REBOOT[0], MID_PERIOD_REBOOT[1] // 1000, MID_PERIOD_REBOOT[0],
             ", ".join("%02d:00 for %d h" % o for o in OUTAGES)))
     add("")
-    add("![energy error over time](%s)" % plot_link)
+    if plot_link:
+        add("![energy error over time](%s)" % plot_link)
     return "\n".join(lines)
 
 
@@ -554,22 +583,24 @@ def main(argv):
     parser.add_argument("--days", type=int, default=DAYS, help="simulated days (default %d)" % DAYS)
     parser.add_argument("--write", action="store_true", help="replace the energy section of BENCHMARKS.md")
     parser.add_argument("--plot", default=None, help="PNG path (default docs/bench/energy_error.png)")
+    parser.add_argument("--no-plot", action="store_true", help="no PNG (matplotlib not needed)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--mpy32", default=None, help="the 32-bit MicroPython interpreter")
     args = parser.parse_args(argv)
     if not 1 <= args.days <= 366:
         raise BenchError("--days must be 1..366, got %d" % args.days)
+    if args.write and args.no_plot:
+        raise BenchError("--write links the plot: drop --no-plot")
     binary = find_mpy32(args.mpy32)
     lines, wall_s = run_simulation(binary, args.days)
     records, figures, summary = analyse(lines)
-    if args.plot:
-        plot_link = plot(records, args.days, args.plot)
-    else:
+    plot_link = None
+    if not args.no_plot:
         import os
 
         from benchreport import PLOTS
 
-        plot_link = plot(records, args.days, os.path.join(PLOTS, "energy_error.png"))
+        plot_link = plot(records, args.days, args.plot or os.path.join(PLOTS, "energy_error.png"))
     section = report(figures, summary, args.days, wall_s, plot_link)
     if args.json:
         print(json.dumps({"figures": figures, "summary": summary, "wall_s": wall_s, "plot": plot_link}))
