@@ -138,7 +138,6 @@ class Metering:
             self._fail(module, exc)
             return
         module.transient_errors += 1
-        module.error = str(exc)
         self.log.warning("module %s: %s (%d in a row; the next one makes up for it)", module.key, exc, in_a_row)
 
     def _fail(self, module, exc):
