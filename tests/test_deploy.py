@@ -85,7 +85,17 @@ class UnixPortBoard:
                 start_new_session=True)
         wait_until(lambda: os.path.exists(self.link) or self.proc.poll() is not None, 10, "the pty")
         assert self.proc.poll() is None, self.log()
+        # the interpreter may still be starting (a loaded machine): mpremote's raw REPL entry
+        # would time out, so wait until the board answers
+        wait_until(self._answers, 60, "the board's REPL to answer mpremote")
         return self
+
+    def _answers(self):
+        assert self.proc.poll() is None, self.log()
+        done = subprocess.run([sys.executable, "-m", "mpremote", "connect", self.link, "resume", "exec",
+                               "print('rbamp-ready')"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        return done.returncode == 0 and "rbamp-ready" in done.stdout
 
     def boot(self, console_path):
         """What a board does after reset: boot.py, then main.py (mpremote follows its output)."""

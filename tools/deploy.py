@@ -5,10 +5,13 @@
     make deploy-config PORT=/dev/ttyACM0 CONFIG=...       # config.json only
 
 What reaches the board: the board's .py (or .mpy) files of the packages under ``<source>/lib`` into
-``/lib``, then ``boot.py`` and ``main.py`` into ``/``, then the config as ``/config.json``, then a
-reset so the board boots into the new code. The packages' old copies on the board are removed
-first: MicroPython imports ``x.py`` before ``x.mpy``, so a stale source file would shadow the
-new bundle. A config is validated with the gateway's own parser (under CPython) before anything
+``/lib``, then ``boot.py``, the config as ``/config.json`` and last ``main.py``, then a reset so
+the board boots into the new code. First ``main.py`` and the packages' old copies are removed:
+MicroPython imports ``x.py`` before ``x.mpy``, so a stale source file would shadow the new
+bundle; and a gateway that was running keeps its watchdog armed after mpremote's Ctrl-C stops it,
+so a long copy can be cut short by a reset, after which the board comes back without the gateway
+and a second ``make deploy`` completes. A partial copy never boots half of the new code.
+A config is validated with the gateway's own parser (under CPython) before anything
 is sent; without CONFIG the board must already hold a config.json, because a gateway without
 one runs in safe mode (metering, no network) and that is rarely what a deploy means.
 
@@ -29,8 +32,9 @@ PACKAGES = ("rbamp", "gateway")
 ROOT_FILES = ("boot.py", "main.py")
 CODE_SUFFIXES = (".py", ".mpy")
 
-# Runs on the board: removes the packages' previous copies (any mix of .py and .mpy).
-REMOVE_OLD_PACKAGES = """import os
+# Runs on the board: removes main.py (nothing starts the gateway until the copy is complete) and
+# the packages' previous copies (any mix of .py and .mpy).
+REMOVE_OLD_CODE = """import os
 def _rbamp_rm(path):
     try:
         mode = os.stat(path)[0]
@@ -42,6 +46,7 @@ def _rbamp_rm(path):
         os.rmdir(path)
     else:
         os.remove(path)
+_rbamp_rm('main.py')
 for _rbamp_pkg in %r:
     _rbamp_rm('lib/' + _rbamp_pkg)
 del _rbamp_rm
@@ -138,15 +143,16 @@ def deploy(args):
     elif not board_has_config(args.port, args.resume):
         raise DeployError("the board has no config.json: give CONFIG=path/to/config.json "
                           "(start from config.example.json)")
-    commands = ["exec", REMOVE_OLD_PACKAGES]
+    commands = ["exec", REMOVE_OLD_CODE]
     with tempfile.TemporaryDirectory(prefix="rbamp-deploy-") as staging:
         lib = stage(source, files, staging)
         # ":." and not ":": the unix port's os.stat("") fails, and mpremote would then copy
         # lib's contents instead of lib itself; "." is the root on a board too (its cwd)
         commands += ["+", "cp", "-r", lib, ":."]
-        commands += ["+", "cp"] + [os.path.join(source, name) for name in ROOT_FILES] + [":."]
+        commands += ["+", "cp", os.path.join(source, "boot.py"), ":."]
         if args.config:
             commands += ["+", "cp", args.config, ":config.json"]
+        commands += ["+", "cp", os.path.join(source, "main.py"), ":."]
         if not args.no_reset:
             commands += ["+", "reset"]
         mpremote(args.port, args.resume, *commands)
