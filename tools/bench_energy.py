@@ -544,7 +544,8 @@ def report(figures, summary, days, wall_s, plot_link):
             sum(s["boots"] - 1 for s in sims.values()), total("reboots"),
             sum(stats[key]["refilled_mwh"] for key in stats) / 1000))
     add("| stale latches (a latch refused while booting or with no window since boot) | from the "
-        "pre-latch reboots | %d |" % total("stale"))
+        "pre-latch reboots | %d, the next period starting where the module's accumulation did |"
+        % total("stale"))
     add("| publish outages | %d (%d h in all) | %d totals published, %d delivered (the rest replaced "
         "by newer totals while the broker was away) |" % (
             counts["outages"], sum((d["outage"][1] - d["outage"][0]) // HOUR_S for d in plan if d["outage"]),
@@ -561,8 +562,9 @@ def report(figures, summary, days, wall_s, plot_link):
     add("")
     add("Fault schedule, all in the day's 5 Hz hour except the outages: EMI bursts of %s ms on "
         "both modules (some on a latch); a reboot of the UI2 %s ms (cycled by day) before the latch "
-        "of minute %d, so that latch is refused while the module boots or finds no window since "
-        "boot (stale); every third day another reboot %d s after the latch of minute %d, in the "
+        "of minute %d, which makes that latch stale (refused while the module boots, or no window "
+        "since boot) unless the latch comes a little late; every third day another reboot %d s "
+        "after the latch of minute %d, in the "
         "middle of a period. Every second day a publish outage (%s, cycled)." % (
             "/".join(str(d) for _, _, d in EMI_BURSTS), "/".join(str(x) for x in PRE_LATCH_REBOOT[1]),
             PRE_LATCH_REBOOT[0], MID_PERIOD_REBOOT[1] // 1000, MID_PERIOD_REBOOT[0],
