@@ -12,6 +12,7 @@ unix port's own REPL gained after 1.25, the version our mpy32 is built from (it 
 with a fresh prompt and mpremote reports "could not enter raw repl").
 """
 
+import ast
 import json
 import os
 import shutil
@@ -30,9 +31,8 @@ PACKAGES = ("rbamp", "gateway")
 HOST_PROFILE = os.path.join("lib", "gateway", "hostboard.py")
 
 
-def interpreter(runtime):
-    if runtime != "mpy64":
-        raise ValueError("only mpy64 has the raw REPL mpremote needs (see the module docstring)")
+def interpreter():
+    """mpy64 (see the module docstring for why not mpy32)."""
     return os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
 
 
@@ -63,8 +63,7 @@ class UnixPortBoard:
     firmware also carries; the simulated I2C module in tools/) are on its path; lib/ is the
     board's own, relative to its root as on a board. The repository's lib/ is not."""
 
-    def __init__(self, runtime, workdir):
-        self.runtime = runtime
+    def __init__(self, workdir):
         self.root = os.path.join(workdir, "board")
         self.link = os.path.join(workdir, "tty")
         self.log_path = os.path.join(workdir, "socat.log")
@@ -80,7 +79,7 @@ class UnixPortBoard:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["socat", "PTY,link=%s,raw,echo=0" % self.link,
-                 "EXEC:%s,pty,raw,echo=0" % interpreter(self.runtime)],
+                 "EXEC:%s,pty,raw,echo=0" % interpreter()],
                 cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         wait_until(lambda: os.path.exists(self.link) or self.proc.poll() is not None, 10, "the pty")
@@ -104,6 +103,14 @@ class UnixPortBoard:
                                  "exec", "import boot\nimport main"],
                                 stdout=self.console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+
+    def interrupt(self):
+        """Ctrl-C for the running program. A board's USB/UART driver turns the byte mpremote sends
+        into KeyboardInterrupt; the unix port does that only for SIGINT, so it gets the signal."""
+        with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+            interpreter_pid = int(f.read().split()[0])
+        os.kill(interpreter_pid, signal.SIGINT)
+        wait_until(self._answers, 60, "the board's REPL after Ctrl-C")
 
     def power_off(self):
         stop(self.proc)  # socat passes SIGTERM on to the interpreter it started
@@ -148,9 +155,9 @@ def board_factory(tmp_path):
     require(shutil.which("socat"), "socat")
     made = []
 
-    def power_on(runtime, name="dev"):
-        require(os.access(interpreter(runtime), os.X_OK), "the %s interpreter" % runtime)
-        board = UnixPortBoard(runtime, str(tmp_path / name))
+    def power_on(name="dev"):
+        require(os.access(interpreter(), os.X_OK), "the mpy64 interpreter")
+        board = UnixPortBoard(str(tmp_path / name))
         made.append(board)
         return board.power_on()
 
@@ -198,11 +205,11 @@ def import_origins(board):
                    "import sys, rbamp, gateway\nprint('origins', repr(sys.path), rbamp.__file__, gateway.__file__)")
     line = [ln for ln in out.splitlines() if ln.startswith("origins ")][-1]
     head, rbamp_file, gateway_file = line.rsplit(" ", 2)
-    return head[len("origins "):], rbamp_file, gateway_file
+    return ast.literal_eval(head[len("origins "):]), rbamp_file, gateway_file
 
 
 def boot_and_watch(board, broker, console_path):
-    watcher = Watcher(broker.port, client_id="deploy-watcher-%s" % board.runtime)
+    watcher = Watcher(broker.port, client_id="deploy-watcher")
     runner = board.boot(console_path)
     try:
         def console():
@@ -225,7 +232,7 @@ def boot_and_watch(board, broker, console_path):
 
 
 def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_path, broker, board_factory):
-    board = board_factory("mpy64")
+    board = board_factory()
     config = write_config(tmp_path / "config.json", broker.port)
     done = make("deploy", PORT=board.link, CONFIG=config, RESUME=1, NO_RESET=1)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -237,15 +244,24 @@ def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_pa
 
     add_host_profile(board)
     path, rbamp_file, gateway_file = import_origins(board)
-    assert os.path.join(ROOT, "lib") not in path and "lib" in path, path
+    assert "lib" in path and not [entry for entry in path if entry.startswith(os.path.join(ROOT, "lib"))], path
     assert (rbamp_file, gateway_file) == ("lib/rbamp/__init__.py", "lib/gateway/__init__.py")
     console = boot_and_watch(board, broker, str(tmp_path / "console.log"))
     assert "device id %s" % DEVICE_ID in console, console
     assert "hunter2-secret" not in console
 
+    # the gateway still runs on the board: Ctrl-C stops it and gives the REPL back for a new config
+    board.interrupt()
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(base_config(broker.port, device_id="deploy-gw-2")))
+    done = make("deploy-config", PORT=board.link, CONFIG=str(newer), RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(os.path.join(board.root, "config.json")) as f:
+        assert json.load(f)["device_id"] == "deploy-gw-2"
+
 
 def test_make_deploy_mpy_replaces_a_source_deploy_and_the_board_boots_the_bundle(tmp_path, broker, board_factory):
-    board = board_factory("mpy64")
+    board = board_factory()
     config = write_config(tmp_path / "config.json", broker.port)
     done = make("deploy", PORT=board.link, CONFIG=config, RESUME=1, NO_RESET=1)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -265,7 +281,7 @@ def test_make_deploy_mpy_replaces_a_source_deploy_and_the_board_boots_the_bundle
 
 
 def test_deploy_config_pushes_only_a_valid_config(tmp_path, board_factory):
-    board = board_factory("mpy64")
+    board = board_factory()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(base_config(70000, device_id=DEVICE_ID)))
     done = make("deploy-config", PORT=board.link, CONFIG=str(bad), RESUME=1, NO_RESET=1)
@@ -283,7 +299,7 @@ def test_deploy_config_pushes_only_a_valid_config(tmp_path, board_factory):
 
 
 def test_deploy_refuses_a_board_without_config_and_a_missing_port(board_factory):
-    board = board_factory("mpy64")
+    board = board_factory()
     done = make("deploy", PORT=board.link, RESUME=1, NO_RESET=1)
     assert done.returncode != 0
     assert "the board has no config.json: give CONFIG=" in done.stderr, done.stderr
