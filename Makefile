@@ -18,6 +18,8 @@ help:
 	@echo "make run    run the gateway on this PC (see README)"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy)"
+	@echo "make deploy PORT=/dev/ttyACM0 CONFIG=config.json   the gateway onto a board (mpremote;"
+	@echo "           deploy-mpy: precompiled, deploy-config: the config only)"
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
