@@ -79,3 +79,27 @@ def test_system_clock_moves_forward_and_wraps_like_the_runtime():
     # ticks_add/ticks_diff are inverse across the wrap whatever the runtime's period.
     near_wrap = SYSTEM_CLOCK.ticks_add(0, -5)
     assert SYSTEM_CLOCK.ticks_diff(SYSTEM_CLOCK.ticks_add(near_wrap, 10), near_wrap) == 10
+
+
+def test_virtual_sleepers_wake_in_order_when_one_sleeps_again_at_once():
+    import asyncio
+
+    clock = VirtualClock()
+    woke = []
+
+    async def ticker():
+        for _ in range(3):
+            await clock.asleep_ms(60000)
+            woke.append(("tick", clock.now_us() // 1000000))
+
+    async def long_sleeper():
+        await clock.asleep_ms(180000)
+        woke.append(("long", clock.now_us() // 1000000))
+
+    async def both():
+        await asyncio.gather(ticker(), long_sleeper())
+
+    asyncio.run(both())
+    assert [t for name, t in woke if name == "tick"] == [60, 120, 180], woke
+    assert ("long", 180) in woke, woke
+    assert clock.now_us() == 180000000

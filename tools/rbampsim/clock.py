@@ -74,9 +74,11 @@ class VirtualClock:
             now = self.now_us()
             if wake > now:
                 self.advance_us(wake - now)
+            # Stay listed for one more pass: a task that sleeps again as soon as it wakes must be
+            # queued again before a later sleeper may move time past its next wake-up.
+            await asyncio.sleep(0)
         finally:
             self._sleepers.remove(wake)
-        await asyncio.sleep(0)
 
     async def wait_event(self, flag, timeout_ms, happened):
         """Wait until ``happened()`` or the timeout, moving virtual time deadline by deadline when
