@@ -215,3 +215,20 @@ def test_module_unplugged_and_rebooted_is_reported_and_energy_stays_with_the_tru
     assert abs(got - expected) <= 0.03 * expected + 4.0, (got, expected)
     assert "unreachable" in gateway.log() and "is back" in gateway.log() and "rebooted" in gateway.log()
     watcher.stop()
+
+
+def test_a_journal_file_holding_foreign_data_is_kept_aside_and_a_new_journal_started(broker, run, tmp_path):
+    data_dir = tmp_path / "gw"
+    data_dir.mkdir()
+    foreign = os.urandom(16 * 4096)  # e.g. a filesystem image left where the journal goes
+    (data_dir / "energy.img").write_bytes(foreign)
+    watcher = Watcher(broker.port)
+    gateway = run(base_config(broker.port), name="gw")
+    watcher.wait_for(lambda: _latest(watcher, "totals"), 20, "totals")
+    assert (data_dir / "energy.img.foreign").read_bytes() == foreign
+    assert "foreign data" in gateway.log() and "Traceback" not in gateway.log()
+    gateway.stop()
+    restarted = run(base_config(broker.port), name="gw")  # the new journal loads: no second reclaim
+    watcher.wait_for(lambda: len(watcher.json_on(BASE + "totals")) >= 2, 20, "totals after restart")
+    assert restarted.log().count("foreign data") == 1
+    watcher.stop()

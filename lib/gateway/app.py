@@ -74,8 +74,9 @@ class Gateway:
     def _open_journal(self, channels):
         from gateway.store import EnergyStore, JournalFormatError
 
+        device = self.board.journal_device()
+        store = EnergyStore(device, channels=channels)
         try:
-            store = EnergyStore(self.board.journal_device(), channels=channels)
             state = store.load()
         except JournalFormatError as exc:
             if exc.kind == "channels" and self.config_result.ok and not self.config_result.safe_mode:
@@ -83,6 +84,13 @@ class Gateway:
                 # the broker's retained totals keep published totals from going backwards.
                 # A fallback config (safe mode, last good) never wipes the journal.
                 self.log.warning("journal holds another channel count; starting a new one")
+                store.format()
+                return store, None
+            if exc.kind == "foreign":
+                # Left as it is, the error would reset the board on every boot.
+                self.log.warning("journal region holds foreign data (%s); starting a new journal "
+                                 "(a journal file is kept aside as energy.img.foreign)", exc)
+                store = EnergyStore(self.board.reclaim_journal(device), channels=channels)
                 store.format()
                 return store, None
             raise

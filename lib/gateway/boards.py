@@ -62,6 +62,29 @@ class Board:
 
         return FileBlockDevice(self.path("energy.img"), JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
 
+    def reclaim_journal(self, device):
+        """The journal device holds data that is not a journal; return a device to format.
+
+        A journal file is moved aside (kept as ``energy.img.foreign``, nothing is destroyed) and a
+        blank one takes its place. A dedicated flash region is returned as it is: nothing but the
+        journal lives there, and foreign bytes only mean it was never formatted (a first boot
+        after flashing our image over a layout that kept a filesystem in that range).
+        """
+        from gateway.flashdev import FileBlockDevice
+
+        if not isinstance(device, FileBlockDevice):
+            return device
+        import os
+
+        device.close()
+        kept = device.path + ".foreign"
+        try:
+            os.remove(kept)
+        except OSError:
+            pass  # no older copy to replace
+        os.rename(device.path, kept)
+        return FileBlockDevice(device.path, device.block_size, device.block_count)
+
     def unique_id(self):
         import machine
 
