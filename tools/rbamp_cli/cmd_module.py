@@ -1,7 +1,7 @@
 """Commands about who is on the bus and what one module says: ``scan``, ``info``, ``read``."""
 
 from rbamp_cli.errors import CliError
-from rbamp_cli.output import hex_addr, numbers, rounded
+from rbamp_cli.output import hex_addr, number, numbers, rounded
 from rbamp_cli.values import CT_MODEL_NAMES
 
 SENSOR_CLASS_TEXT = {0: "unset", 1: "SCT-013", 2: "wired CT", 3: "built-in CT"}
@@ -153,8 +153,8 @@ def run_read(args, out, session):
         out.line("voltage %.1f V (peak %.1f V), frequency %.2f Hz" % (snap.voltage, snap.voltage_peak, frequency))
     else:
         out.line("current-only module: no voltage, power reads 0; frequency %.2f Hz" % frequency)
-    rows = [[str(c["channel"]), "%.3f" % c["current"], "%.3f" % c["current_peak"], "%.1f" % c["power"],
-             "%.3f" % c["power_factor"], "%.1f" % c["reactive_power"]] for c in channels]
+    rows = [[str(c["channel"]), "%.3f" % c["current"], "%.3f" % c["current_peak"], number("%.1f", c["power"]),
+             "%.3f" % c["power_factor"], number("%.1f", c["reactive_power"])] for c in channels]
     out.table(["ch", "current A", "peak A", "power W", "PF", "reactive var"], rows)
     out.line("total power %s W; the RT block is one %.1f ms burst at %d Hz" % (
         numbers([snap.total_power()]), result["bus_time_ms"], session.freq))

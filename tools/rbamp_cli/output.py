@@ -11,7 +11,7 @@ def hex_addr(addr):
     return "0x%02X" % addr
 
 
-def _number(fmt, value):
+def number(fmt, value):
     text = fmt % value
     if text.startswith("-") and float(text) == 0:
         return text[1:]  # a tiny negative reading rounded to zero is not an export
@@ -20,7 +20,7 @@ def _number(fmt, value):
 
 def numbers(values, fmt="%.1f"):
     """``[1000.0, -300.0]`` as ``1000.0, -300.0``."""
-    return ", ".join(_number(fmt, v) for v in values)
+    return ", ".join(number(fmt, v) for v in values)
 
 
 def rounded(value, digits=4):
