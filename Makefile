@@ -51,7 +51,8 @@ deps: venv umqtt mpy32 stubs
 run: deps
 	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG))
 
-test: deps
+# bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.
+test: deps bench-deps
 	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks rewrite their section of BENCHMARKS.md and their plots in docs/bench/; each can run
