@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -143,3 +145,13 @@ def fresh_dir(tmp_root, name):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
     return path
+
+
+def require(condition, what):
+    """Skip a test whose tool is missing on a developer's machine; fail it in CI, which installs it."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("%s is required in CI (.ci/run installs it)" % what)
+    pytest.skip("%s is not available" % what)
+

@@ -21,8 +21,7 @@ import subprocess
 import sys
 
 import pytest
-from support_e2e import Watcher, base_config, wait_until
-from xrt import broker as xbroker
+from support_e2e import Watcher, base_config, require, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = "deploy-gw"
@@ -36,12 +35,6 @@ def interpreter():
     return os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
 
 
-def require(condition, what):
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("%s is required in CI (.ci/run installs it)" % what)
-    pytest.skip("%s is not available" % what)
 
 
 def mpremote(link, *commands, timeout=60):
@@ -141,13 +134,6 @@ def stop(proc):
             proc.wait(10)
 
 
-@pytest.fixture
-def broker(tmp_path):
-    require(xbroker.mosquitto_path(), "mosquitto")
-    b = xbroker.Broker(str(tmp_path / "broker"), kind="mosquitto")
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

@@ -6,22 +6,11 @@ import os
 
 import pytest
 from support_e2e import Gateway, Watcher, base_config, wait_until
-from xrt import broker as xbroker
 
 SECRET = "hunter2-secret"
 BASE = "rbamp/e2e-gw/"
 
 
-@pytest.fixture
-def broker(tmp_path):
-    if not xbroker.mosquitto_path():
-        if os.environ.get("CI") == "true":
-            pytest.fail("mosquitto is required in CI (.ci/run installs it)")
-        pytest.skip("mosquitto not installed (apt-get install mosquitto)")
-    b = xbroker.Broker(str(tmp_path / "broker"), kind="mosquitto")
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

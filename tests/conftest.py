@@ -1,0 +1,15 @@
+"""Fixtures shared by the host-side tests that need a real MQTT broker."""
+
+import pytest
+from support_e2e import require
+from xrt import broker as xbroker
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real mosquitto for one test (required in CI, where .ci/run installs it)."""
+    require(xbroker.mosquitto_path(), "mosquitto")
+    b = xbroker.Broker(str(tmp_path / "broker"), kind="mosquitto")
+    b.start()
+    yield b
+    b.stop()
