@@ -133,6 +133,7 @@ typecheck: stubs umqtt
 
 lint: venv
 	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff check --isolated --select F --exclude "firmware/**/*manifest.py,firmware/host_manifest.py" tools tests firmware
 
 clean:
 	rm -rf $(VENV) $(CACHE) .run .pytest_cache build dist

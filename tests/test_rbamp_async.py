@@ -2,9 +2,8 @@ RUNTIMES = ("cpython", "mpy64", "mpy32")
 
 import asyncio
 
-from rbamp import RbAmp
-from rbampsim import SimPin, loads
-from support_driver import ADDR, close, rig
+from rbampsim import SimPin
+from support_driver import close, rig
 
 
 class NoHardPin(SimPin):

@@ -1,7 +1,7 @@
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
 import xrt
-from rbamp import RbAmp, RbAmpCommandError, RbAmpError, RbAmpParamError, RbAmpSensorClass
+from rbamp import RbAmpCommandError, RbAmpParamError, RbAmpSensorClass
 from rbampsim import SimModule, loads
 from support_driver import ADDR, rig
 

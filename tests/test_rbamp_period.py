@@ -1,7 +1,7 @@
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
 import xrt
-from rbamp import RbAmpIOError, RbAmpPeriodSnapshot, RbAmpStaleError, RbAmpTimeoutError
+from rbamp import RbAmpPeriodSnapshot, RbAmpStaleError, RbAmpTimeoutError
 from rbampsim import loads
 from support_driver import advance_past_next_window, close, rig, run_periods, window_wh
 

@@ -4,7 +4,7 @@ import struct
 
 from rbamp import RbAmpSnapshot
 from rbampsim import float32, loads
-from support_driver import ADDR, rig
+from support_driver import rig
 from support_sim import f32_bytewise
 
 

@@ -8,7 +8,7 @@ import struct
 
 import xrt
 from rbampsim import SimI2C, SimModule, SimSMBus, VirtualClock, i2c_msg, loads
-from support_sim import ADDR, make, oserror_errno, u8
+from support_sim import ADDR, oserror_errno, u8
 
 UID = bytes(range(0x31, 0x3D))
 ENODEV, EIO, ENXIO, ETIMEDOUT, EREMOTEIO = 19, 5, 6, 110, 121  # Linux numbers

@@ -1,7 +1,7 @@
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
 from rbampsim import SimI2C, SimModule, VirtualClock, loads
-from support_sim import ADDR, command, f32, latch, make, oserror_errno, u8, u32_bytewise, write
+from support_sim import ADDR, command, f32, latch, make, oserror_errno, u8, u32_bytewise
 
 
 def _period(bus):

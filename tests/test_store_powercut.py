@@ -10,7 +10,6 @@ the block of the newest record until the first commit lands in the new block.
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
-import xrt
 from gateway.store import EnergyStore, crc32
 from norflash import CUT_MODES, NorFlash, PowerCut
 
