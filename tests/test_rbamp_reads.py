@@ -47,6 +47,7 @@ def test_v12_is_never_read_in_bursts():
     clock, module, bus, dev = rig("UI2", 0x03)
     bus.record_trace()
     dev.read_all()
+    clock.advance_ms(400)  # at least one window in the period
     dev.read_period_snapshot()
     reads = [t for t in bus.trace if t[0] == "r"]
     assert reads and all(len(t[3]) == 1 for t in reads), [t for t in reads if len(t[3]) != 1][:3]
@@ -105,13 +106,36 @@ def test_v12_with_drdy_reads_one_pass_right_after_the_commit_and_is_still_never_
             bus.reset_stats()
             dev.read_all(into=snap)
             assert snap.power[0] in (a, b), snap.power[0]
-            assert bus.stats.transactions == 56  # a single pass: no second read needed
+            assert bus.stats.transactions == 6 * 4  # UI1's 6 floats in a single pass: no second read needed
         # far from the edge the pass is not trusted: read-twice-agree again
         clock.advance_ms(90)
         bus.reset_stats()
         dev.read_all(into=snap)
-        assert snap.power[0] in (a, b) and bus.stats.transactions >= 112
+        assert snap.power[0] in (a, b) and bus.stats.transactions >= 6 * 8
 
     import asyncio
 
     asyncio.run(main())
+
+
+def test_v12_reads_skip_the_floats_a_variant_does_not_have():
+    # UI1: U, U peak, I0, I0 peak, P0, PF0 = 6 floats, each read twice byte by byte
+    clock, module, bus, dev = rig("UI1", 0x03, load=loads.Constant([700.0], voltage=229.0, pf=0.9))
+    clock.advance_ms(400)
+    bus.reset_stats()
+    snap = dev.read_all()
+    assert bus.stats.transactions == 6 * 8, bus.stats.transactions
+    assert snap.voltage == float32(229.0) and snap.power[0] == 700.0
+    assert abs(snap.power_factor[0] - 0.9) < 1e-6
+    # I2: no U, U peak or P; I0, I1 with peaks and PF0, PF1 = 6 floats
+    clock, module, bus, dev = rig("I2", 0x03, powers=[1000.0, 200.0])
+    clock.advance_ms(400)
+    bus.reset_stats()
+    snap = dev.read_all()
+    assert bus.stats.transactions == 6 * 8, bus.stats.transactions
+    assert snap.voltage == 0.0 and snap.power[0] == 0.0 and snap.current[1] > 0.0
+    # the same fields as the module's own registers hold
+    raw = module.read_reg(0x86, 56)
+    for k in (2, 3, 5, 6, 11, 12):
+        assert bytes(snap.raw[4 * k:4 * k + 4]) == raw[4 * k:4 * k + 4], k
+
