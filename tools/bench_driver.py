@@ -360,10 +360,11 @@ def markdown(bus, cpu, plots):
           "",
           "![bus time per call, driver and naive loop](%s)" % plots["bus"],
           "",
-          "RT read: `read_all(into=)`, all 14 RT floats (one 56-byte burst on v1.3; on v1.2 byte by "
-          "byte, each float read twice until both passes agree, or once when the read starts right "
-          "after a DRDY edge). Naive: the variant's own floats, each as four single-byte reads, "
-          "with no torn-value or sanity protection.",
+          "RT read: `read_all(into=)`: on v1.3 one 56-byte burst of all 14 RT floats; on v1.2 the "
+          "floats the variant has (U and U peak on UI variants, I, I peak, P on UI variants and PF "
+          "per channel), byte by byte, each read twice until both passes agree, or once when the "
+          "read starts right after a DRDY edge. Naive: the variant's own floats (without PF on I "
+          "variants), each as four single-byte reads, with no torn-value or sanity protection.",
           ""]
     md += _bus_table(bus, "rt")
     md += ["",
