@@ -90,6 +90,14 @@ def _check_seq(seq, name="seq"):
         raise ValueError("%s must be an int in 1 .. 2**32-1, got %r" % (name, seq))
 
 
+def _settles_something(backlog, seq):
+    """Validate an acknowledgement; False when everything up to seq is already settled."""
+    _check_seq(seq)
+    if seq > backlog.last_seq:
+        raise ValueError("cannot ack seq %d: the last record is %d" % (seq, backlog.last_seq))
+    return seq > backlog.acked_seq
+
+
 def _build(kind, seq, payload):
     n = len(payload)
     rec = bytearray(HEADER_LEN + n + CRC_LEN)
@@ -188,10 +196,7 @@ class Backlog:
 
     def ack(self, seq):
         """Settle every record up to seq. Returns how many pending records this settled."""
-        _check_seq(seq)
-        if seq > self.last_seq:
-            raise ValueError("cannot ack seq %d: the last record is %d" % (seq, self.last_seq))
-        if seq <= self.acked_seq:
+        if not _settles_something(self, seq):
             return 0
         self._ensure_open()
         settled = self._advance_head(seq)
@@ -448,10 +453,7 @@ class MemoryBacklog:
             yield entry
 
     def ack(self, seq):
-        _check_seq(seq)
-        if seq > self.last_seq:
-            raise ValueError("cannot ack seq %d: the last record is %d" % (seq, self.last_seq))
-        if seq <= self.acked_seq:
+        if not _settles_something(self, seq):
             return 0
         settled = 0
         while self._records and self._records[0][0] <= seq:
