@@ -8,6 +8,7 @@ from rbamp.errors import (ETIMEDOUT, RbAmpError, RbAmpIOError, RbAmpNotFoundErro
                           RbAmpStaleError, RbAmpTimeoutError, RbAmpVersionError)
 from rbamp.floatbits import EXP_WATTS, f32_milli, f32_plausible, float_array, is_ghost, u16, u32
 from rbamp.provisioning import Provisioning
+from rbamp.resume import WindowLearner, snapshot_fingerprint
 from rbamp.snapshot import RbAmpPeriodSnapshot, RbAmpSnapshot
 from rbamp.stream import PeriodStream
 
@@ -63,10 +64,13 @@ class RbAmpStats:
         self.torn = 0  # v1.2 byte-wise reads that disagreed and were re-read
         self.stale = 0
         self.reboots = 0
+        self.resumed = 0  # begin(resume=...) that took over a running sequence instead of priming
+        self.recovered_periods = 0  # latched periods a restarted master counted (missed + open)
 
     def to_dict(self):
         return dict((name, getattr(self, name)) for name in (
-            "reads", "writes", "bus_errors", "retries", "rejected", "ghosts", "torn", "stale", "reboots"))
+            "reads", "writes", "bus_errors", "retries", "rejected", "ghosts", "torn", "stale", "reboots",
+            "resumed", "recovered_periods"))
 
 
 class _ChannelReader:
@@ -128,6 +132,11 @@ class RbAmp(Provisioning):
         self._anchor_set = False
         self._carry_us = 0
         self._last_uptime = 0
+        # what a restarted master needs to take over (see rbamp.resume)
+        self._windows = WindowLearner()
+        self.counted_uptime_s = 0
+        self.counted_fingerprint = 0
+        self._missed_raw = bytearray(R.PERIOD_BLOCK_LEN)
         # bidirectional sampling
         self._sample_started = False
         self._sample_us = self._sample_ms = 0
@@ -294,8 +303,15 @@ class RbAmp(Provisioning):
                 ch, self.variant, self.channels))
 
     # ------------------------------------------------------------------ begin
-    def begin(self):
-        """Identify the module, wait until it is ready, clear RESET_OCCURRED, prime the period."""
+    def begin(self, resume=None):
+        """Identify the module, wait until it is ready, clear RESET_OCCURRED, start the period.
+
+        Without ``resume`` the first latch only primes the sequence (its span is unknown). With
+        ``resume = (window_us, uptime_s, fingerprint)``, the values of ``window_us``,
+        ``counted_uptime_s`` and ``counted_fingerprint`` kept from the last period counted
+        before a restart, nothing the module accumulated is thrown away: a period that was
+        latched but never counted and the period still open are both counted (as their commit
+        count times the window length), so a restart costs at most the window in progress."""
         addr = self.address
         try:
             product = self._read_u8(R.PRODUCT_ID)
@@ -329,11 +345,15 @@ class RbAmp(Provisioning):
         self._wait_ready()
         # ERROR reports the last write only, so a blank flash (0xFB) shows only before we write
         self.flash_blank = self._read_u8(R.ERROR) == R.ERROR_FLASH_BLANK
-        if self._read_u8(R.EVENT_FLAGS) & R.EVENT_RESET_OCCURRED:
+        module_rebooted = bool(self._read_u8(R.EVENT_FLAGS) & R.EVENT_RESET_OCCURRED)
+        if module_rebooted:
             self._write_u8(R.EVENT_FLAGS, R.EVENT_RESET_OCCURRED)
         self._restore_ram_settings()
         self._last_uptime = self._read_uptime()
-        self._prime()
+        if resume is None:
+            self._prime()
+        else:
+            self._resume(resume[0], resume[1], resume[2], module_rebooted)
         return self
 
     def _scan_quietly(self):
@@ -361,6 +381,68 @@ class RbAmp(Provisioning):
         self.clock.sleep_ms(R.LATCH_SETTLE_MS)
         self._latched = False
         self._set_anchor(0)
+        self._note_counted(self._period_raw if self._latched_snapshot(self._period_raw) else None)
+
+    def _latched_snapshot(self, raw):
+        """Read the snapshot registers into ``raw``; True if they hold a valid period."""
+        self._read_status()
+        if self._status[0] == R.ERROR_NOT_READY or not self._status[5]:
+            return False
+        self._read_period_block(raw)
+        return True
+
+    def _note_counted(self, raw):
+        """The snapshot in ``raw`` (None: none) is the last one this master accounted for."""
+        self.counted_uptime_s = self._last_uptime
+        if raw is not None:
+            self.counted_fingerprint = snapshot_fingerprint(raw, _PERIOD_FLOAT_OFFSETS)
+
+    def _count_windows(self, raw, windows):
+        """Energy of a latched period whose start the master did not see: windows x length."""
+        dt_ms = self._windows.span_ms(windows)
+        counters = self.energy.consumption
+        for ch in range(self.channels):
+            milliwatts = f32_milli(raw, _PERIOD_FLOAT_OFFSETS[ch])
+            if milliwatts > 0:
+                counters[ch].add(milliwatts, dt_ms)
+        self.stats.recovered_periods += 1
+
+    def _resume(self, window_us, uptime_s, fingerprint, module_rebooted):
+        """Take over a sequence a previous master left running (see begin)."""
+        self._windows.seed(window_us)
+        rebooted = module_rebooted or self._last_uptime < uptime_s
+        missed = self._missed_raw
+        have_missed = False
+        ambiguous = False
+        if not rebooted and self._latched_snapshot(missed):
+            # the registers hold either the period counted last or one latched after it that
+            # the previous master never counted (it stopped between latch and commit)
+            if snapshot_fingerprint(missed, _PERIOD_FLOAT_OFFSETS) != fingerprint:
+                have_missed = True
+            else:
+                ambiguous = True  # the same figures again (a steady load): decided by uptime below
+        uptime_before = self._last_uptime
+        self._send_latch()
+        self.clock.sleep_ms(R.LATCH_SETTLE_MS)
+        self._latched = False
+        raw = self._period_raw
+        opened = self._latched_snapshot(raw)
+        open_windows = u32(raw, 0) if opened else 0
+        if ambiguous:
+            # Seconds since the counted latch, from the module's own uptime (1 s resolution):
+            # with a missed period in between they also cover its windows.
+            since_ms = (uptime_before - uptime_s) * 1000
+            missed_windows = u32(missed, 0)
+            expected_ms = self._windows.span_ms(open_windows + missed_windows // 2)
+            have_missed = since_ms > expected_ms + 1500
+        if have_missed:
+            self._count_windows(missed, u32(missed, 0))
+        if opened:
+            self._count_windows(raw, open_windows)
+        self._last_uptime = self._read_uptime()
+        self._set_anchor(0)
+        self._note_counted(raw if opened else None)
+        self.stats.resumed += 1
 
     def _read_uptime(self):
         if self._burst:
@@ -553,10 +635,12 @@ class RbAmp(Provisioning):
         if rebooted:
             # The module restarted during the period: its snapshot covers `count` windows since
             # boot, and everything before the reboot is gone on the module too.
-            span = count * R.WINDOW_MS
+            span = self._windows.span_ms(count)
             if span < elapsed:
                 elapsed = span
                 carry = 0
+        else:
+            self._windows.add(elapsed, count)
         dst = p.raw
         channels = self.channels
         for k in range(4):
@@ -570,6 +654,7 @@ class RbAmp(Provisioning):
                 counters[ch].add(milliwatts, elapsed)
         self._set_anchor(carry)
         self._latched = False
+        self._note_counted(raw)
         p.valid = True
         p.commit_count = count
         p.dt_ms = elapsed
@@ -680,6 +765,15 @@ class RbAmp(Provisioning):
         got = await clock.wait_event(self._drdy_flag, timeout_ms, self._drdy_check)
         self._drdy_seen = self._drdy_edges
         return got
+
+    @property
+    def window_us(self):
+        """The module's RT window length in µs as measured by this master (200000 until learned)."""
+        return self._windows.window_us
+
+    @property
+    def drdy_attached(self):
+        return self._drdy_flag is not None
 
     @property
     def drdy_edges(self):

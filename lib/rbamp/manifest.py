@@ -5,5 +5,5 @@ metadata(description="Driver for the rbAmp I2C mains-measurement module", versio
 
 options.defaults(opt=None)
 package("rbamp", files=("__init__.py", "clock.py", "device.py", "drdy.py", "energy.py", "errors.py",
-                        "fleet.py", "floatbits.py", "provisioning.py", "registers.py", "snapshot.py",
+                        "fleet.py", "floatbits.py", "provisioning.py", "registers.py", "resume.py", "snapshot.py",
                         "stream.py", "transport.py"), base_path="..", opt=options.opt)
