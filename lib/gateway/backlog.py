@@ -30,9 +30,43 @@ file stays below about twice the live records plus 4 KiB. ``os.rename`` over an 
 fails on FAT, so the old file is removed first there; open() finishes such an interrupted swap.
 
 When ``capacity`` records are pending, appending drops the oldest one and counts it in
-``dropped`` (persisted in the marks).
+``dropped`` (persisted in the marks). ``advance(seq)`` records, in one mark, that records up to
+``seq`` were settled without ever being stored here (see ``StagedBacklog``), so the numbering
+survives a restart. ``writes`` counts the records and marks written, ``compactions`` the rewrites.
 
 ``MemoryBacklog`` has the same interface in RAM, for a gateway without a writable filesystem.
+
+``StagedBacklog`` puts a small RAM stage in front of either, to spare the flash:
+
+    backlog = StagedBacklog(Backlog("/backlog.bin"), clock)   # hold_ms=5000, 16 records, 8 KiB
+    backlog.hold(seq, payload)     # the broker is connected: RAM first
+    backlog.append(seq, payload)   # the broker is away: straight to the durable backlog
+    backlog.spill_due()            # now and then: write what waited hold_ms without an ack
+    backlog.flush()                # the connection ended, or the gateway stops in order
+    # oldest(), pending(), ack(), discard_oldest(), len(), last_seq, acked_seq, dropped as above
+
+Why: on littlefs every small appended-and-flushed write rewrites a block of the file and its
+metadata, so writing each period record and then its acknowledgement mark cost about two block
+erases per period although the broker took the record within a tenth of a second. A record the
+broker acknowledges while it is still staged never touches the flash, and neither does its
+acknowledgement.
+
+A staged record is written to the durable backlog (oldest first, so the order of the whole
+backlog stays the order of seq) when
+
+- it waited ``hold_ms`` (5 s) without being acknowledged (``spill_due``). A healthy broker answers
+  a period record in about 0.1 s (BENCHMARKS.md, gateway section), so 5 s is fifty round trips
+  and queueing behind totals or discovery; it is also the link's default ``timeout_s``, after
+  which the link gives the session up anyway;
+- the stage would hold more than ``max_records`` (16) or ``max_bytes`` (8 KiB): 16 records cover
+  the hold time even at ``period_s: 1``, and 8 KiB is 4 % of a 200 KB heap;
+- the link loses or closes its connection, or the gateway stops in order (``flush``).
+
+The trade-off: a record that is staged when the gateway dies without an orderly stop (a crash,
+a watchdog reset, a power cut) is lost, at most ``hold_ms`` of records (one at the default
+``period_s``). That is a report, not the energy: the totals live in the energy journal, and the
+next period record carries them. A crash can also lose the numbering of staged records that were
+acknowledged since the last flush; the gateway numbers on from the journal's ``backlog_seq``.
 """
 
 import os
@@ -52,6 +86,9 @@ MARK_LEN = HEADER_LEN + MARK_PAYLOAD_LEN + CRC_LEN
 SEQ_LIMIT = 1 << 32
 MAX_RECORD = 4096
 COMPACT_MIN_BYTES = 4096
+HOLD_MS = 5000
+STAGE_RECORDS = 16
+STAGE_BYTES = 8192
 
 
 class BacklogError(Exception):
@@ -149,6 +186,8 @@ class Backlog:
         self.last_seq = 0
         self.dropped = 0
         self.recovered = None
+        self.writes = 0  # records and marks written (compaction rewrites not included)
+        self.compactions = 0
         self._count = 0
         self._head = 0  # offset of the oldest pending data record; == _end when none
         self._head_seq = 0
@@ -204,6 +243,27 @@ class Backlog:
         self._write_mark()
         self._maybe_compact()
         return settled
+
+    def advance(self, seq):
+        """Records up to seq were settled without being stored here: number on above seq.
+        Writes one mark; nothing may be pending. Returns False when seq is not above last_seq."""
+        _check_seq(seq)
+        if self._count:
+            raise ValueError("cannot advance to %d: %d records are pending" % (seq, self._count))
+        if seq <= self.last_seq:
+            return False
+        self._ensure_open()
+        before = self.acked_seq, self.last_seq
+        self.acked_seq = seq
+        self.last_seq = seq
+        try:
+            self._write_mark()
+        except BacklogError:
+            self.acked_seq, self.last_seq = before
+            raise
+        self._head = self._end
+        self._maybe_compact()
+        return True
 
     def discard_oldest(self):
         """Give up on the oldest pending record (counted in ``dropped``); if even its header
@@ -350,6 +410,7 @@ class Backlog:
             # _end is unchanged, so the next write overwrites whatever part of rec got through
             raise BacklogError("backlog %s: write failed: %s" % (self.path, exc))
         self._end += len(rec)
+        self.writes += 1
 
     def _write_mark(self):
         payload = struct.pack("<II", self.dropped, self.last_seq)
@@ -394,6 +455,7 @@ class Backlog:
             self._compact()
 
     def _compact(self):
+        self.compactions += 1
         tmp_path = self._tmp_path
         try:
             out = open(tmp_path, "wb")
@@ -432,6 +494,8 @@ class MemoryBacklog:
         self.acked_seq = 0
         self.last_seq = 0
         self.dropped = 0
+        self.writes = 0  # always 0: the interface of Backlog
+        self.compactions = 0
         self._records = []
 
     def __len__(self):
@@ -462,6 +526,16 @@ class MemoryBacklog:
         self.acked_seq = seq
         return settled
 
+    def advance(self, seq):
+        _check_seq(seq)
+        if self._records:
+            raise ValueError("cannot advance to %d: %d records are pending" % (seq, len(self._records)))
+        if seq <= self.last_seq:
+            return False
+        self.acked_seq = seq
+        self.last_seq = seq
+        return True
+
     def discard_oldest(self):
         if not self._records:
             return 0
@@ -474,3 +548,166 @@ class MemoryBacklog:
 
     def file_size(self):
         return 0
+
+
+class StagedBacklog:
+    """A RAM stage in front of a durable backlog (see the module docstring for when it writes)."""
+
+    def __init__(self, durable, clock, hold_ms=HOLD_MS, max_records=STAGE_RECORDS, max_bytes=STAGE_BYTES):
+        if not isinstance(hold_ms, int) or not 0 <= hold_ms < (1 << 29):
+            raise ValueError("hold_ms must be an int in 0 .. 2**29-1 (ticks_diff's range), got %r" % (hold_ms,))
+        if not isinstance(max_records, int) or max_records < 1:
+            raise ValueError("max_records must be a positive int, got %r" % (max_records,))
+        if not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError("max_bytes must be a positive int, got %r" % (max_bytes,))
+        self.durable = durable
+        self.hold_ms = hold_ms
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._stage = []  # [seq, payload bytes, ticks_ms when staged], oldest first
+        self._stage_bytes = 0
+        self._settled_seq = 0  # the highest staged seq acknowledged without being written
+        self._stage_dropped = 0
+        self.held = 0  # records acknowledged while staged: never written
+        self.spilled = 0  # staged records written to the durable backlog
+
+    # ------------------------------------------------------------------ the backlog interface
+    def __len__(self):
+        return len(self.durable) + len(self._stage)
+
+    @property
+    def last_seq(self):
+        stage = self._stage
+        if stage:
+            return stage[-1][0]
+        durable_last = self.durable.last_seq
+        return durable_last if durable_last > self._settled_seq else self._settled_seq
+
+    @property
+    def acked_seq(self):
+        durable = self.durable
+        if len(durable):
+            return durable.acked_seq
+        settled = durable.last_seq if durable.last_seq > durable.acked_seq else durable.acked_seq
+        return settled if settled > self._settled_seq else self._settled_seq
+
+    @property
+    def dropped(self):
+        return self.durable.dropped + self._stage_dropped
+
+    @property
+    def staged(self):
+        return len(self._stage)
+
+    @property
+    def path(self):
+        return self.durable.path
+
+    @property
+    def recovered(self):
+        return self.durable.recovered
+
+    @property
+    def capacity(self):
+        return self.durable.capacity
+
+    def append(self, seq, payload):
+        """Store a record durably now (the broker is away): the stage goes first, to keep the order."""
+        data = _checked_record(seq, payload, self.last_seq, self.durable.max_record)
+        self.flush()
+        self.durable.append(seq, data)
+
+    def hold(self, seq, payload):
+        """Keep a record in RAM; older staged records are written first if the stage is full."""
+        data = _checked_record(seq, payload, self.last_seq, self.durable.max_record)
+        stage = self._stage
+        while stage and (len(stage) >= self.max_records or self._stage_bytes + len(data) > self.max_bytes):
+            self._spill_oldest()
+        stage.append([seq, data, self._clock.ticks_ms()])
+        self._stage_bytes += len(data)
+
+    def oldest(self):
+        if len(self.durable):
+            return self.durable.oldest()
+        if self._stage:
+            entry = self._stage[0]
+            return entry[0], entry[1]
+        return None
+
+    def pending(self):
+        for entry in self.durable.pending():
+            yield entry
+        for entry in list(self._stage):
+            yield entry[0], entry[1]
+
+    def ack(self, seq):
+        """Settle every record up to seq; staged ones leave RAM without a write."""
+        if not _settles_something(self, seq):
+            return 0
+        settled = 0
+        durable = self.durable
+        if len(durable):
+            through = seq if seq < durable.last_seq else durable.last_seq
+            if through > durable.acked_seq:
+                settled = durable.ack(through)
+        stage = self._stage
+        while stage and stage[0][0] <= seq:
+            self._stage_bytes -= len(stage.pop(0)[1])
+            self.held += 1
+            settled += 1
+        if not len(durable) and seq > self._settled_seq:
+            self._settled_seq = seq  # everything up to seq is settled, staged or not
+        return settled
+
+    def discard_oldest(self):
+        if len(self.durable):
+            return self.durable.discard_oldest()
+        if not self._stage:
+            return 0
+        entry = self._stage.pop(0)
+        self._stage_bytes -= len(entry[1])
+        self._settled_seq = entry[0]
+        self._stage_dropped += 1
+        return 1
+
+    def close(self):
+        """Flush the stage, then close the durable backlog."""
+        try:
+            self.flush()
+        finally:
+            self.durable.close()
+
+    def file_size(self):
+        return self.durable.file_size()
+
+    # ------------------------------------------------------------------ staging
+    def spill_due(self):
+        """Write the staged records that waited hold_ms or longer; returns how many."""
+        stage = self._stage
+        if not stage:
+            return 0
+        clock = self._clock
+        now = clock.ticks_ms()
+        written = 0
+        while stage and clock.ticks_diff(now, stage[0][2]) >= self.hold_ms:
+            self._spill_oldest()
+            written += 1
+        return written
+
+    def flush(self):
+        """Write every staged record, oldest first; then, if records were acknowledged from RAM
+        since, one mark so the durable backlog numbers on above them after a restart. A failure
+        raises BacklogError and leaves the unwritten records staged."""
+        while self._stage:
+            self._spill_oldest()
+        durable = self.durable
+        if self._settled_seq > durable.last_seq and not len(durable):
+            durable.advance(self._settled_seq)
+
+    def _spill_oldest(self):
+        entry = self._stage[0]
+        self.durable.append(entry[0], entry[1])  # raises first: the record stays staged
+        self._stage.pop(0)
+        self._stage_bytes -= len(entry[1])
+        self.spilled += 1

@@ -6,7 +6,7 @@
     asyncio.create_task(link.run())          # never raises, never returns until stop()
     link.publish_state({...})                # live values: QoS 0, latest only, dropped offline
     link.publish_totals({...})               # retained, QoS 1 (mqtt.qos), latest wins
-    link.publish_period({"seq": n, ...})     # into the durable backlog, then QoS 1 in seq order
+    link.publish_period({"seq": n, ...})     # held in RAM or into the durable backlog, QoS 1 in seq order
     await link.stop()                        # retained "offline", DISCONNECT
 
 Topics, all under ``<base_topic>/<device_id>/``:
@@ -43,8 +43,11 @@ Blocking that remains: the DNS lookup of a host name (``getaddrinfo`` has no tim
 boards; an IP address avoids it) and, with TLS, the handshake (bounded by ``timeout_s`` through
 the socket timeout).
 
-Period records are acknowledged in the backlog after their PUBACK (after the write at QoS 0).
-QoS 1 is at-least-once: a record is published a second time if the connection dies after the
+Period records go through a ``gateway.backlog.StagedBacklog`` in front of the backlog given:
+while connected a record is held in RAM and, acknowledged within its hold time (5 s), never
+touches the flash; offline it goes straight to the backlog, and the stage is flushed to it when a
+session ends and when ``stop()`` closes the link (the gateway's orderly stop). A record is
+acknowledged in the backlog after its PUBACK (after the write at QoS 0). QoS 1 is at-least-once: a record is published a second time if the connection dies after the
 broker took it but before its PUBACK reached us (a stalled broker), or if the gateway dies between
 the PUBACK and the acknowledgement; subscribers can drop repeats by ``seq``, which only grows.
 Live state goes out before the backlog, so a long catch-up does not freeze the live values.
@@ -56,7 +59,8 @@ DEFAULT_MEMORY_BACKLOG records in RAM, which a reset loses; the application shou
 ``read_retained`` cannot tell "nothing retained" from "no answer in time": both are None.
 
 ``stats``: connects, failures, published (messages that completed: PUBACK at QoS 1, written at
-QoS 0), pings, backlog_pending, backlog_dropped (full backlog), states_dropped (offline),
+QoS 0), pings, backlog_pending (staged included), backlog_staged (in RAM), backlog_dropped (full
+backlog), states_dropped (offline),
 periods_refused (seq not increasing, or the backlog could not store it), last_error (text of
 the exception that ended the last session, never containing credentials).
 
@@ -71,7 +75,7 @@ import select
 import socket
 import struct
 
-from gateway.backlog import BacklogError, MemoryBacklog
+from gateway.backlog import BacklogError, MemoryBacklog, StagedBacklog
 from gateway.backoff import Backoff
 
 ONLINE = b"online"
@@ -328,7 +332,7 @@ class MqttLink:
             backlog = MemoryBacklog(DEFAULT_MEMORY_BACKLOG)
             log.warning("mqtt: no backlog file given; up to %d period records are kept in RAM only",
                         DEFAULT_MEMORY_BACKLOG)
-        self.backlog = backlog
+        self.backlog = StagedBacklog(backlog, clock)
         self.connected = False
         self.poll_ms = POLL_MS
         self.idle_poll_ms = IDLE_POLL_MS
@@ -428,6 +432,7 @@ class MqttLink:
             "published": self._published,
             "pings": self._pings,
             "backlog_pending": len(self.backlog),
+            "backlog_staged": self.backlog.staged,
             "backlog_dropped": self.backlog.dropped,
             "states_dropped": self._states_dropped,
             "periods_refused": self._periods_refused,
@@ -446,12 +451,18 @@ class MqttLink:
         self._totals = _encode_json(payload)
 
     def publish_period(self, record):
-        """Append a period record to the backlog; returns False if it could not be queued."""
+        """Queue a period record (in RAM while connected, else in the durable backlog); returns
+        False if it could not be queued."""
         if not isinstance(record, dict) or not isinstance(record.get("seq"), int):
             raise ValueError("a period record is a dict with an int 'seq', got %r" % (record,))
         seq = record["seq"]
+        # also here: while the link awaits a PUBACK its own rounds do not check the stage
+        self._spill_late()
         try:
-            self.backlog.append(seq, _encode_json(record))
+            if self.connected:
+                self.backlog.hold(seq, _encode_json(record))
+            else:
+                self.backlog.append(seq, _encode_json(record))
         except (ValueError, BacklogError) as exc:
             self._periods_refused += 1
             self.log.error("mqtt: period record %d not queued: %s", seq, exc)
@@ -564,8 +575,24 @@ class MqttLink:
             busy = await self._step()
             await self.clock.asleep_ms(0 if busy else self.idle_poll_ms)
 
+    def _spill_late(self):
+        """Write the staged period records whose acknowledgement is overdue."""
+        try:
+            self.backlog.spill_due()
+        except BacklogError as exc:
+            # they stay staged (in RAM) and are still published; a later round tries again
+            self.log.error("mqtt: could not write overdue period records to the backlog: %s", exc)
+
+    def _flush_stage(self):
+        """The session ended or the link stops: staged period records go to the durable backlog."""
+        try:
+            self.backlog.flush()
+        except BacklogError as exc:
+            self.log.error("mqtt: %d period records kept in RAM only: %s", self.backlog.staged, exc)
+
     async def _step(self):
         """One round of work; returns True if something was sent."""
+        self._spill_late()
         self._service()
         if self._stream.tx_pending():
             await self._flush()
@@ -755,6 +782,7 @@ class MqttLink:
                 stream.close()
             except OSError:
                 pass
+        self._flush_stage()
 
     def _note_failure(self, exc):
         self.connected = False
