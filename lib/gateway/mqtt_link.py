@@ -332,7 +332,8 @@ class MqttLink:
             backlog = MemoryBacklog(DEFAULT_MEMORY_BACKLOG)
             log.warning("mqtt: no backlog file given; up to %d period records are kept in RAM only",
                         DEFAULT_MEMORY_BACKLOG)
-        self.backlog = StagedBacklog(backlog, clock)
+        # a StagedBacklog given as it is keeps its own hold time and bounds (tests use that)
+        self.backlog = backlog if isinstance(backlog, StagedBacklog) else StagedBacklog(backlog, clock)
         self.connected = False
         self.poll_ms = POLL_MS
         self.idle_poll_ms = IDLE_POLL_MS
@@ -928,6 +929,7 @@ class MqttLink:
         step = 0
         while True:
             self._service()
+            self._spill_late()  # a PUBACK that never comes must not keep records off the flash
             if self._stream_or_fail().tx_pending():
                 await self._flush()
             if arrived():
