@@ -1,55 +1,90 @@
 """Energy journal: power-cut-proof, wear-levelled persistence of the energy totals.
 
-An append-only ring of fixed-size records on a block device with the extended block-device
-protocol: ``readblocks(n, buf, off)``, ``writeblocks(n, buf, off)`` (program only, never an
-implicit erase), ``ioctl(4, 0)`` block count, ``ioctl(5, 0)`` block size, ``ioctl(6, n)`` erase
-and ``ioctl(3, 0)`` sync. That is ``esp32.Partition``, ``rp2.Flash(start=, len=)``,
+An append-only ring of records on a block device with the extended block-device protocol:
+``readblocks(n, buf, off)``, ``writeblocks(n, buf, off)`` (program only, never an implicit
+erase), ``ioctl(4, 0)`` block count, ``ioctl(5, 0)`` block size, ``ioctl(6, n)`` erase and
+``ioctl(3, 0)`` sync. That is ``esp32.Partition``, ``rp2.Flash(start=, len=)``,
 ``gateway.flashdev.FileBlockDevice`` (a file on the board's own filesystem, for stock firmware)
 and the NOR-flash test device ``tools/norflash.py``.
 
 Usage::
 
-    store = EnergyStore(bdev, channels=2)
+    store = EnergyStore(bdev)
     state = store.load()              # None: nothing valid on the device (see ``load``)
+    store.set_layout([(0x50, 2), (0x51, 1)])   # (address, channels) per module, config order
     ...
-    store.commit(totals, backlog_seq=n, reason=REASON_GROWTH)   # returns once durable
+    store.commit(totals, backlog_seq=n, reason=REASON_GROWTH, resume=resume)   # once durable
     store.prepare()                   # when idle: erase the block ahead, off the critical path
 
-Totals are ``2 * channels`` unsigned integer counters, ordered
-``[ch0 import, ch0 export, ch1 import, ch1 export, ...]``, each below ``2**48``. The gateway
-counts milliwatt-hours (mWh): 1 mWh resolution, and 2**48 mWh = 281 GWh will not overflow in
-any installation's lifetime. Only a float of Wh would be worse: float32 stops counting small
-increments once a total is large. The store itself does not care about the unit; the commit
-policy's thresholds are in the same unit.
+``EnergyStore(bdev, channels=N)`` is short for ``set_layout([(0, N)])``: address 0 stands for
+one anonymous module.
+
+Totals are ``2 * channels`` unsigned integer counters over all modules, ordered
+``[m0 ch0 import, m0 ch0 export, m0 ch1 import, ..., m1 ch0 import, ...]``, each below
+``2**48``. The gateway counts milliwatt-hours (mWh): 1 mWh resolution, and 2**48 mWh = 281 GWh
+will not overflow in any installation's lifetime. Only a float of Wh would be worse: float32
+stops counting small increments once a total is large. The store itself does not care about
+the unit; the commit policy's thresholds are in the same unit.
+
+Every record says which module each counter belongs to, so a journal is readable whatever the
+gateway's configuration is today: ``load()`` returns the newest record with its own ``layout``
+(and, per module, 10 bytes of ``resume`` data that are opaque to the store). The gateway compares
+that layout with the modules it found and moves the totals over; ``set_layout()`` then tells the
+store what the next records hold.
+
+Reasons (one per record): ``REASON_UNSPECIFIED`` 0, ``REASON_GROWTH`` 1, ``REASON_INTERVAL`` 2,
+``REASON_SHUTDOWN`` 3, ``REASON_RESET`` 4, ``REASON_MIGRATION`` 5, ``REASON_POWER_LOSS`` 6,
+``REASON_LAYOUT`` 7. The store records them and never acts on them.
 
 Guarantees:
 
 - ``commit()`` returns only after the record was programmed, synced, read back and compared.
 - A power cut at any instant leaves the journal so that ``load()`` returns the last record whose
   ``commit()`` returned, or the one that was in flight; never anything else, never lower totals.
-- ``commit()`` refuses (``ValueError``) any counter lower than the last durable value.
+  That holds across layout changes and across the upgrade of a version-1 journal.
+- ``commit()`` refuses (``ValueError``) any counter lower than the last durable value of the
+  same layout. A commit in another layout than the newest record's (a *layout change*) starts
+  from a floor of zero: carrying totals across modules is the gateway's business.
+- Every block holds records of one length: a layout change writes its record at the start of
+  the block ahead (erased first if needed); the older layout's records stay until the ring
+  wraps over them.
 - Only the block ahead of the write pointer is ever erased, never the block holding the newest
   valid record. ``prepare()`` does that erase ahead of time, so a commit is one small program.
-- A record of another format version, another channel count or data that is not a journal at
-  all is never misread: ``load()`` and ``commit()`` raise ``JournalFormatError`` until someone
-  deliberately calls ``format()``.
+- A record of a format version newer than the newest readable one, or data that is not a
+  journal at all, is never misread nor overwritten: ``load()`` and ``commit()`` raise
+  ``JournalFormatError`` until someone deliberately calls ``format()``.
 
 On-flash format (all integers little-endian). Every version keeps this envelope, so any version
 recognises records of any other one::
 
     0  2  magic b"EJ"
     2  1  format version
-    3  1  record length L in bytes, CRC included
+    3  1  record length L in bytes, CRC included (at most 255)
     4  4  sequence number (1, 2, ... one per commit; the highest valid one is the newest record)
     L-4 4 CRC-32 (IEEE 802.3, the same as zlib/binascii.crc32) of bytes 0 .. L-5
 
-Version 1 body::
+Version 2 body (written by this code)::
 
     8  4  backlog_seq: opaque to the store; the gateway's period-record backlog position
     12 1  reason the record was written (REASON_*)
-    13 1  number of counters n
-    14 6n counters, 48 bits each
-    L = 18 + 6n; slots are L rounded up to a multiple of 4 bytes and never straddle a block.
+    13 1  n counters (2 per channel, all modules together)
+    14 1  m modules
+    15 1  0 (reserved; ignored when read)
+    16 12m  per module: address u8, channels u8, 10 bytes of resume data (opaque to the store)
+    16+12m 6n  counters, 48 bits each, in the order above
+    L = 20 + 12m + 6n, a multiple of 4: the slot size. m modules and c channels fit while
+    m + c <= 19 (1 module of 2 channels: 56 bytes, 73 slots in a 4 KiB block).
+
+Version 1 body (read, never written)::
+
+    8  4  backlog_seq
+    12 1  reason
+    13 1  n counters
+    14 6n counters, 48 bits each (no module information: ``layout`` is None)
+    L = 18 + 6n; the slot is L rounded up to a multiple of 4 bytes.
+
+Slots never straddle a block. A block's slot size is that of its first valid record, found by
+looking at every 4th byte, so a torn slot 0 does not hide the records after it.
 
 Programs are done in windows aligned to ``prog_size`` (rp2's flash only programs whole 256-byte
 pages): the window is read, the record overlaid, the window written back. On NOR flash
@@ -59,10 +94,14 @@ if the device replaced rather than ANDed bytes. The partition must not be flash-
 
 import struct
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"EJ"
 COUNTER_LIMIT = 1 << 48
 SEQ_LIMIT = 1 << 32
+RECORD_LIMIT = 255      # the envelope's length byte
+RESUME_LEN = 10         # resume bytes per module
+MAX_ADDRESS = 0x77      # 7-bit I2C addresses below the reserved 0x78..0x7F
+MAX_MODULE_CHANNELS = 8
 
 REASON_UNSPECIFIED = 0
 REASON_GROWTH = 1
@@ -70,12 +109,20 @@ REASON_INTERVAL = 2
 REASON_SHUTDOWN = 3
 REASON_RESET = 4
 REASON_MIGRATION = 5
+REASON_POWER_LOSS = 6
+REASON_LAYOUT = 7
 
 _MAGIC0 = 0x45
 _MAGIC1 = 0x4A
 _ENVELOPE_MIN = 12  # magic, version, length, seq, CRC: the smallest record any version can have
-_HEADER_LEN = 14
+_V1_HEADER = 14
+_V2_HEADER = 16
+_ENTRY_LEN = 2 + RESUME_LEN
 _CRC_LEN = 4
+_COUNTER_LEN = 6
+# The unit a scan counts slots in where a block holds no valid record to give its slot size
+# (one module of 2 channels): it only shapes the report's figures.
+_NOMINAL_SLOT = 56
 _WRITE_ATTEMPTS = 3
 _ERASE_ATTEMPTS = 2
 _VERIFY_CHUNK_MAX = 256
@@ -93,17 +140,15 @@ class JournalError(Exception):
 class JournalFormatError(JournalError):
     """The device holds something this code must not read or overwrite.
 
-    ``kind`` is ``"foreign"`` (not a journal), ``"version"`` (another format version) or
-    ``"channels"`` (a journal with another number of counters, given in ``counters``: open the
-    device with ``counters // 2`` channels to read it, then migrate). ``format()`` wipes
+    ``kind`` is ``"foreign"`` (not a journal) or ``"version"`` (a format version this code does
+    not read, given in ``version``, newer than the newest readable record). ``format()`` wipes
     deliberately.
     """
 
-    def __init__(self, message, kind, version=None, counters=None):
+    def __init__(self, message, kind, version=None):
         super().__init__(message)
         self.kind = kind
         self.version = version
-        self.counters = counters
 
 
 class JournalWriteError(JournalError):
@@ -111,13 +156,21 @@ class JournalWriteError(JournalError):
 
 
 class JournalState:
-    """The newest valid record: what the gateway resumes from."""
+    """A valid record: what the gateway resumes from.
 
-    def __init__(self, seq, totals, backlog_seq, reason):
+    ``layout``: ``[(address, channels), ...]`` of a version-2 record, None for a version-1
+    record (whose ``totals`` have the count it was written with). ``resume``: the modules'
+    10 bytes each, concatenated (None for version 1).
+    """
+
+    def __init__(self, seq, totals, backlog_seq, reason, layout=None, resume=None, version=2):
         self.seq = seq
         self.totals = totals
         self.backlog_seq = backlog_seq
         self.reason = reason
+        self.layout = layout
+        self.resume = resume
+        self.version = version
 
     def imported(self, channel):
         return self.totals[2 * channel]
@@ -126,8 +179,8 @@ class JournalState:
         return self.totals[2 * channel + 1]
 
     def __repr__(self):
-        return "JournalState(seq=%d, totals=%r, backlog_seq=%d, reason=%d)" % (
-            self.seq, self.totals, self.backlog_seq, self.reason)
+        return "JournalState(seq=%d, totals=%r, backlog_seq=%d, reason=%d, layout=%r)" % (
+            self.seq, self.totals, self.backlog_seq, self.reason, self.layout)
 
 
 class ScanReport:
@@ -139,7 +192,7 @@ class ScanReport:
         self.damaged = 0         # records with our header whose CRC failed (torn or corrupted)
         self.foreign = 0         # non-blank slots that are not journal records at all
         self.foreign_blocks = 0  # blocks holding at least one foreign slot
-        self.other = 0           # valid records of another version or channel count
+        self.other = 0           # valid records of a format version this code does not read
 
     def __repr__(self):
         return "ScanReport(blank=%d, valid=%d, damaged=%d, foreign=%d in %d blocks, other=%d)" % (
@@ -211,62 +264,185 @@ def _all_ff(buf, start, end):
     return True
 
 
-def record_length(counters):
-    """Bytes of one version-1 record holding ``counters`` counters, CRC included."""
-    return _HEADER_LEN + 6 * counters + _CRC_LEN
+def record_length(modules, counters):
+    """Bytes of one version-2 record (CRC included; also its slot size) for ``modules`` modules
+    and ``counters`` counters (2 per channel). Above ``RECORD_LIMIT`` the layout does not fit."""
+    return _V2_HEADER + _ENTRY_LEN * modules + _COUNTER_LEN * counters + _CRC_LEN
+
+
+def _declared_length(buf, o):
+    """The length a version-1 or -2 header's counts imply (0: not a readable header)."""
+    version = buf[o + 2]
+    counters = buf[o + 13]
+    if counters < 2 or counters & 1:
+        return 0
+    if version == 2:
+        modules = buf[o + 14]
+        if modules < 1:
+            return 0
+        return record_length(modules, counters)
+    if version == 1:
+        return _V1_HEADER + _COUNTER_LEN * counters + _CRC_LEN
+    return 0
+
+
+def _readable_record(buf, o, limit, low, high, out):
+    """True if buf[o:] holds a whole, consistent version-1 or -2 record with a valid CRC."""
+    length = buf[o + 3]
+    if length != _declared_length(buf, o) or o + length > limit:
+        return False
+    if not _crc_stored_matches(buf, o, o + length - _CRC_LEN, low, high, out):
+        return False
+    if buf[o + 2] == 2:
+        # The modules' channels must account for every counter, or the record cannot be split.
+        channels = 0
+        e = o + _V2_HEADER
+        for _ in range(buf[o + 14]):
+            channels += buf[e + 1]
+            e += _ENTRY_LEN
+        return 2 * channels == buf[o + 13]
+    return True
+
+
+def _block_stride(buf, size, low, high, out):
+    """Slot size of a block: that of its first valid record of any version (0: none found).
+
+    Every version's slots are multiples of 4 bytes and start at multiples of their own size, so
+    looking at every 4th offset finds the first good record even behind a torn slot 0.
+    """
+    o = 0
+    last = size - _ENVELOPE_MIN
+    while o <= last:
+        if buf[o] == _MAGIC0 and buf[o + 1] == _MAGIC1:
+            length = buf[o + 3]
+            if (_ENVELOPE_MIN <= length <= size - o
+                    and _crc_stored_matches(buf, o, o + length - _CRC_LEN, low, high, out)):
+                stride = (length + 3) & ~3
+                if o % stride == 0:
+                    return stride
+        o += 4
+    return 0
+
+
+def _u32(buf, o):
+    # Byte arithmetic, not unpack_from: no tuple per slot.
+    return buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | (buf[o + 3] << 24)
+
+
+def _decode(buf, o):
+    """The JournalState of the readable record at buf[o:] (checked by ``_readable_record``)."""
+    version = buf[o + 2]
+    counters = buf[o + 13]
+    layout = None
+    resume = None
+    p = o + _V1_HEADER
+    if version == 2:
+        modules = buf[o + 14]
+        layout = []
+        resume = bytearray(RESUME_LEN * modules)
+        e = o + _V2_HEADER
+        for k in range(modules):
+            layout.append((buf[e], buf[e + 1]))
+            resume[k * RESUME_LEN:(k + 1) * RESUME_LEN] = buf[e + 2:e + _ENTRY_LEN]
+            e += _ENTRY_LEN
+        resume = bytes(resume)
+        p = e
+    totals = []
+    for _ in range(counters):
+        lo, mid, hi = struct.unpack_from("<HHH", buf, p)
+        totals.append(lo | (mid << 16) | (hi << 32))
+        p += _COUNTER_LEN
+    return JournalState(_u32(buf, o + 4), totals, _u32(buf, o + 8), buf[o + 12], layout,
+                        resume, version)
+
+
+def _layout_key(layout):
+    """Validate a layout; return its (address, channels) pairs as bytes and the counter count."""
+    try:
+        modules = len(layout)
+    except TypeError:
+        raise ValueError("layout must be a list of (address, channels), got %r" % (layout,))
+    if modules < 1:
+        raise ValueError("layout must name at least one module")
+    key = bytearray(2 * modules)
+    channels = 0
+    for k in range(modules):
+        entry = layout[k]
+        try:
+            address, count = entry
+        except (TypeError, ValueError):
+            raise ValueError("layout entry %d must be (address, channels), got %r" % (k, entry))
+        if not isinstance(address, int) or not 0 <= address <= MAX_ADDRESS:
+            raise ValueError("layout entry %d: address must be an int in 0 .. 0x%02x, got %r"
+                             % (k, MAX_ADDRESS, address))
+        if not isinstance(count, int) or not 1 <= count <= MAX_MODULE_CHANNELS:
+            raise ValueError("layout entry %d (address 0x%02x): channels must be an int in 1 .. %d,"
+                             " got %r" % (k, address, MAX_MODULE_CHANNELS, count))
+        for j in range(k):
+            if key[2 * j] == address:
+                raise ValueError("layout names address 0x%02x twice (entries %d and %d)"
+                                 % (address, j, k))
+        key[2 * k] = address
+        key[2 * k + 1] = count
+        channels += count
+    length = record_length(modules, 2 * channels)
+    if length > RECORD_LIMIT:
+        fit = (RECORD_LIMIT - record_length(modules, 0)) // (2 * _COUNTER_LEN)
+        raise ValueError(
+            "%d module(s) with %d channels need %d-byte records; a record holds at most %d bytes, "
+            "so with %d module(s) at most %d channels fit (modules + channels <= %d)"
+            % (modules, channels, length, RECORD_LIMIT, modules, fit,
+               (RECORD_LIMIT - record_length(0, 0)) // (2 * _COUNTER_LEN)))
+    return bytes(key), 2 * channels
 
 
 class EnergyStore:
     """The journal on one block device. See the module docstring for the guarantees.
 
-    ``channels``: metering channels; each has an import and an export counter.
     ``prog_size``: the device's program granularity. The default 256 suits every supported
     device (rp2 flash needs it; smaller windows are only a little faster elsewhere).
+    ``channels``: shorthand for ``set_layout([(0, channels)])`` (one anonymous module).
     """
 
-    def __init__(self, bdev, channels=2, prog_size=256):
-        if not 1 <= channels:
-            raise ValueError("channels must be at least 1, got %r" % (channels,))
+    def __init__(self, bdev, prog_size=256, *, channels=None):
         self._bdev = bdev
-        self.channels = channels
-        self.counters = 2 * channels
-        self.record_len = record_length(self.counters)
-        if self.record_len > 255:
-            raise ValueError("at most 39 channels fit in one record, got %d" % channels)
-        self.slot_size = (self.record_len + 3) & ~3
         self.block_count = bdev.ioctl(_IOCTL_BLOCK_COUNT, 0)
         self.block_size = bdev.ioctl(_IOCTL_BLOCK_SIZE, 0)
         if not isinstance(self.block_count, int) or self.block_count < 2:
             raise ValueError("the journal needs a device of at least 2 blocks, got %r"
                              % (self.block_count,))
-        if not isinstance(self.block_size, int) or self.block_size < 2 * self.slot_size:
+        smallest = record_length(1, 2)
+        if not isinstance(self.block_size, int) or self.block_size < 2 * smallest:
             raise ValueError("block size %r holds fewer than 2 records of %d bytes"
-                             % (self.block_size, self.slot_size))
+                             % (self.block_size, smallest))
         if prog_size < 1 or prog_size > self.block_size or self.block_size % prog_size:
             raise ValueError("prog_size %r must divide the block size %d"
                              % (prog_size, self.block_size))
         self.prog_size = prog_size
-        self.slots_per_block = self.block_size // self.slot_size
-        self.capacity = self.slots_per_block * self.block_count
 
-        # Every buffer a commit touches exists before the first commit.
+        # The current layout: set_layout() fills these in.
+        self.layout = None
+        self.modules = 0
+        self.channels = 0
+        self.counters = 0
+        self.record_len = None
+        self.slot_size = None
+        self.slots_per_block = None
+        self.capacity = None
+        self._key = None
         self._windows = {}
-        for slot in range(self.slots_per_block):
-            length = self._window_of(slot)[1]
-            if length not in self._windows:
-                self._windows[length] = (bytearray(length), bytearray(length))
+
         chunk = _VERIFY_CHUNK_MAX
         while self.block_size % chunk:
             chunk >>= 1
         self._chunk = bytearray(chunk)
         self._ff_chunk = b"\xff" * chunk
-        self._slot_buf = bytearray(self.slot_size)
+        self._record_buf = bytearray(RECORD_LIMIT)
         self._crc_low, self._crc_high = _crc_table_pair()
         from array import array
 
         self._crc_out = array("H", [0, 0])
 
-        self._totals = [0] * self.counters
         self._erased = [False] * self.block_count
         self._reset_position()
         self._scanned = False
@@ -275,24 +451,76 @@ class EnergyStore:
         self.erases = 0         # erases done by this object (prepare, commit, format)
         self.inline_erases = 0  # erases a commit had to do itself (prepare() was not called)
         self.skipped_slots = 0  # slots given up because they were not blank or failed verify
+        if channels is not None:
+            self.set_layout([(0, channels)])
 
-    # ----------------------------------------------------------------- geometry helpers
+    # ----------------------------------------------------------------- layout
 
-    def _window_of(self, slot):
-        offset = slot * self.slot_size
-        start = offset - offset % self.prog_size
-        end = offset + self.slot_size
-        end += (-end) % self.prog_size
-        return start, end - start
+    def set_layout(self, layout):
+        """Say which modules the next records hold: ``[(address, channels), ...]`` in counter order.
+
+        Address 0 .. 0x77 (0: one anonymous module), 1 .. 8 channels each, addresses unique, and
+        the record must fit in 255 bytes (modules + channels <= 19). ValueError otherwise, and
+        nothing changes. If the layout differs from the newest durable record's (or that one is
+        a version-1 record), the next commit is a layout change: it starts the block ahead and
+        its counters may be anything >= 0. The same layout as the newest record changes nothing.
+        """
+        key, counters = _layout_key(layout)
+        modules = len(key) // 2
+        length = record_length(modules, counters)
+        if self.block_size < 2 * length:
+            raise ValueError("block size %d holds fewer than 2 records of %d bytes"
+                             % (self.block_size, length))
+        if key == self._key:
+            return
+        self.layout = [(key[2 * k], key[2 * k + 1]) for k in range(modules)]
+        self.modules = modules
+        self.channels = counters // 2
+        self.counters = counters
+        self.record_len = length
+        self.slot_size = length  # a multiple of 4: slot = record
+        self.slots_per_block = self.block_size // length
+        self.capacity = self.slots_per_block * self.block_count
+        self._key = key
+
+        # Every buffer a commit touches exists before the first commit.
+        windows = {}
+        for slot in range(self.slots_per_block):
+            offset = slot * length
+            start = offset - offset % self.prog_size
+            end = offset + length
+            end += (-end) % self.prog_size
+            if end - start not in windows:
+                windows[end - start] = (bytearray(end - start), bytearray(end - start))
+        self._windows = windows
+        self._resume_len = RESUME_LEN * modules
+        self._zero_resume = bytes(self._resume_len)
+        # Taken over by the first commit of a layout change, so that it does not allocate.
+        self._next_totals = [0] * counters
+        self._next_resume = bytearray(self._resume_len)
+        self._update_opens_block()
+
+    def _update_opens_block(self):
+        # A block holds one record length: anything but a continuation of the newest record's
+        # layout, in the newest block's own slot size, opens the block ahead of the newest
+        # record's (block 0 on an empty journal) and starts from a floor of zero.
+        self._change = (self._key is not None
+                        and (self._seq == 0 or self._durable_key != self._key
+                             or self._write_stride != self.slot_size))
 
     def _reset_position(self):
         self._seq = 0
         self._backlog = 0
         self._last_reason = REASON_UNSPECIFIED
+        self._totals = []
+        self._durable_key = None     # the newest record's (address, channels) bytes; None: v1
+        self._durable_resume = None
         self._newest_block = -1
-        self._write = 0  # global slot index of the next record: block * slots_per_block + slot
-        for i in range(self.counters):
-            self._totals[i] = 0
+        # Where the next record goes, and the slot size of the records already in that block.
+        self._write_block = 0
+        self._write_off = 0
+        self._write_stride = 0
+        self._change = False
 
     # ----------------------------------------------------------------- reading
 
@@ -302,142 +530,162 @@ class EnergyStore:
         None means no valid record: a blank or freshly formatted device, or one whose records
         are all damaged (``report.damaged``/``report.foreign`` tell those apart; a power cut
         during the very first commit also leaves one damaged slot). The store can commit either
-        way, counting again from the totals the gateway gives it.
+        way, counting again from the totals the gateway gives it. Records of both versions and
+        of any layout are read; the state's ``layout`` says whose counters they are.
 
-        Raises ``JournalFormatError`` when the device holds a valid record of another format
-        version or channel count that is newer than the newest readable one (or nothing is
+        Raises ``JournalFormatError`` when the device holds a valid record of a format version
+        this code does not read that is newer than the newest readable one (or nothing is
         readable), or when it holds no journal record at all but non-journal data in more than
         one block. The last rule is a judgement: a power cut leaves junk in one slot (torn
         program) or one block (torn erase), so one block of junk on an otherwise empty journal
         reads as empty; foreign data (a filesystem, another program's image) spans blocks.
 
-        The scan reads every block once and briefly holds a block-sized buffer and 4 bytes per
-        slot (about 21 KB for 16 x 4 KiB on a 32-bit board).
+        The scan reads every block once into one block-sized buffer and keeps only the best
+        record so far (about 9 KB briefly for 16 x 4 KiB on a 32-bit board).
         """
         self._scan()
         if self._format_error is not None:
             raise self._format_error
         if self._seq == 0:
             return None
-        return JournalState(self._seq, list(self._totals), self._backlog, self._last_reason)
+        return _decode(self._record_buf, 0)
 
     def _scan(self):
         bdev = self._bdev
-        per_block = self.slots_per_block
-        slot_size = self.slot_size
-        block = bytearray(self.block_size)
-        ff_block = b"\xff" * self.block_size
+        size = self.block_size
+        block = bytearray(size)
+        ff_block = b"\xff" * size
+        unit = self.slot_size or _NOMINAL_SLOT
+        low = self._crc_low
+        high = self._crc_high
+        out = self._crc_out
+        newest = self._record_buf
         report = ScanReport()
-        from array import array
-
-        # Sequence number of every slot holding our header, 0 elsewhere (valid ones start at
-        # 1): 4 bytes a slot instead of a list of tuples, which would be tens of KiB at boot.
-        seqs = array("I", bytes(4 * self.capacity))
-        last_used = [-1] * self.block_count
+        best_seq = 0
+        best_block = -1
+        best_next = 0
+        best_stride = 0
         other_seq = -1
-        other = None
+        other_version = 0
         for b in range(self.block_count):
             bdev.readblocks(b, block, 0)
             if block == ff_block:
                 self._erased[b] = True
-                report.blank += per_block
+                report.blank += size // unit
                 continue
             self._erased[b] = False
+            stride = _block_stride(block, size, low, high, out)
+            if not stride:
+                # No valid record here, so nothing to resume from: the stride only shapes how
+                # the junk is counted (a torn slot 0 still declares its own length).
+                stride = unit
+                if block[0] == _MAGIC0 and block[1] == _MAGIC1 and block[3] >= _ENVELOPE_MIN:
+                    stride = (block[3] + 3) & ~3
+            last_used = -1
             foreign_here = False
-            for i in range(per_block):
-                o = i * slot_size
-                if block[o] == 0xFF and _all_ff(block, o, o + slot_size):
+            # Newest slot first: records of a block go in with rising sequence numbers, so
+            # normally one CRC per block settles which record there is the newest.
+            i = size // stride
+            while i > 0:
+                i -= 1
+                o = i * stride
+                if block[o] == 0xFF and _all_ff(block, o, o + stride):
                     report.blank += 1
                     continue
-                last_used[b] = i
+                if last_used < 0:
+                    last_used = i
                 if block[o] != _MAGIC0 or block[o + 1] != _MAGIC1:
                     report.foreign += 1
                     foreign_here = True
                     continue
                 version = block[o + 2]
-                length = block[o + 3]
-                if (version == FORMAT_VERSION and length == self.record_len
-                        and block[o + 13] == self.counters):
-                    # Byte arithmetic, not unpack_from: no tuple per slot.
-                    seq = (block[o + 4] | (block[o + 5] << 8) | (block[o + 6] << 16)
-                           | (block[o + 7] << 24))
-                    if seq:
-                        seqs[b * per_block + i] = seq
-                    else:
+                seq = _u32(block, o + 4)
+                if version == 1 or version == 2:
+                    if seq == 0 or block[o + 3] != _declared_length(block, o):
                         report.damaged += 1
+                    elif seq > best_seq:
+                        if _readable_record(block, o, size, low, high, out):
+                            report.valid += 1
+                            best_seq = seq
+                            best_block = b
+                            for j in range(block[o + 3]):
+                                newest[j] = block[o + j]
+                        else:
+                            report.damaged += 1
                     continue
-                if (_ENVELOPE_MIN <= length <= self.block_size - o
-                        and _crc_stored_matches(block, o, o + length - _CRC_LEN, self._crc_low,
-                                                self._crc_high, self._crc_out)):
+                length = block[o + 3]
+                if (_ENVELOPE_MIN <= length <= size - o
+                        and _crc_stored_matches(block, o, o + length - _CRC_LEN, low, high, out)):
                     report.other += 1
-                    seq = struct.unpack_from("<I", block, o + 4)[0]
                     if seq > other_seq:
                         other_seq = seq
-                        counters = block[o + 13] if version == FORMAT_VERSION else None
-                        other = (version, counters)
+                        other_version = version
                 else:
                     report.damaged += 1
+            if best_block == b:
+                best_stride = stride
+                best_next = (last_used + 1) * stride
             if foreign_here:
                 report.foreign_blocks += 1
 
-        newest = None
-        buf = self._slot_buf
-        while True:
-            # Newest candidate first; a damaged one is dropped and the search repeats.
-            g = -1
-            seq = 0
-            for index in range(self.capacity):
-                if seqs[index] > seq:
-                    seq = seqs[index]
-                    g = index
-            if g < 0:
-                break
-            b = g // per_block
-            bdev.readblocks(b, buf, (g - b * per_block) * slot_size)
-            if _crc_stored_matches(buf, 0, self.record_len - _CRC_LEN, self._crc_low,
-                                   self._crc_high, self._crc_out):
-                newest = (seq, b)
-                report.valid += 1
-                break
-            report.damaged += 1
-            seqs[g] = 0
-
         self._reset_position()
         self._format_error = None
-        if newest is not None:
-            self._decode(buf)
-            self._newest_block = newest[1]
-            self._write = newest[1] * per_block + last_used[newest[1]] + 1
-            if self._write == self.capacity:
-                self._write = 0
-        if other is not None and (newest is None or other_seq > newest[0]):
-            version, counters = other
-            if version != FORMAT_VERSION:
-                self._format_error = JournalFormatError(
-                    "the journal was written in format version %d; this code reads version %d"
-                    % (version, FORMAT_VERSION), "version", version=version)
-            else:
-                self._format_error = JournalFormatError(
-                    "the journal holds %d counters (%d channels); the store is set up for %d"
-                    % (counters, counters // 2, self.counters), "channels", version=version,
-                    counters=counters)
-        elif newest is None and report.foreign_blocks > 1 and report.foreign > report.damaged:
+        if best_block >= 0:
+            state_version = newest[2]
+            self._seq = best_seq
+            self._backlog = _u32(newest, 8)
+            self._last_reason = newest[12]
+            state = _decode(newest, 0)
+            self._totals = state.totals
+            if state_version == 2:
+                modules = newest[14]
+                self._durable_key = bytes(newest[_V2_HEADER + k // 2 * _ENTRY_LEN + k % 2]
+                                          for k in range(2 * modules))
+                self._durable_resume = bytearray(state.resume)
+            self._newest_block = best_block
+            self._set_pointer(best_block, best_next, best_stride)
+        if other_seq >= 0 and other_seq > best_seq:
+            self._format_error = JournalFormatError(
+                "the journal was written in format version %d; this code reads versions 1 and %d"
+                % (other_version, FORMAT_VERSION), "version", version=other_version)
+        elif best_block < 0 and report.foreign_blocks > 1 and report.foreign > report.damaged:
             self._format_error = JournalFormatError(
                 "the device holds data that is not an energy journal (%d foreign slots in %d "
                 "blocks); format() it only if it is really meant for the journal"
                 % (report.foreign, report.foreign_blocks), "foreign")
+        self._update_opens_block()
         self.report = report
         self._scanned = True
 
-    def _decode(self, buf):
-        self._seq = struct.unpack_from("<I", buf, 4)[0]
-        self._backlog = struct.unpack_from("<I", buf, 8)[0]
-        self._last_reason = buf[12]
-        o = _HEADER_LEN
-        for i in range(self.counters):
-            lo, mid, hi = struct.unpack_from("<HHH", buf, o)
-            self._totals[i] = lo | (mid << 16) | (hi << 32)
-            o += 6
+    def _set_pointer(self, block, offset, stride):
+        if offset + stride > self.block_size:
+            block += 1
+            if block == self.block_count:
+                block = 0
+            offset = 0
+        self._write_block = block
+        self._write_off = offset
+        self._write_stride = stride
+
+    def records(self):
+        """Yield ``(block, slot, JournalState)`` for every valid record of a readable version,
+        block by block, with the slot sizes the scan uses. For diagnostics (``rbamp journal``);
+        the gateway itself only needs ``load()``."""
+        size = self.block_size
+        block = bytearray(size)
+        low = self._crc_low
+        high = self._crc_high
+        out = self._crc_out
+        for b in range(self.block_count):
+            self._bdev.readblocks(b, block, 0)
+            stride = _block_stride(block, size, low, high, out)
+            if not stride:
+                continue
+            for i in range(size // stride):
+                o = i * stride
+                if (block[o] == _MAGIC0 and block[o + 1] == _MAGIC1
+                        and _readable_record(block, o, size, low, high, out)):
+                    yield b, i, _decode(block, o)
 
     # ----------------------------------------------------------------- state without reading
 
@@ -452,7 +700,7 @@ class EnergyStore:
         return self._backlog
 
     def durable_totals(self):
-        """A copy of the counters of the newest durable record (zeros if none)."""
+        """A copy of the counters of the newest durable record (empty if none)."""
         return list(self._totals)
 
     @property
@@ -462,11 +710,13 @@ class EnergyStore:
 
     # ----------------------------------------------------------------- writing
 
-    def commit(self, totals, backlog_seq=None, reason=REASON_UNSPECIFIED):
+    def commit(self, totals, backlog_seq=None, reason=REASON_UNSPECIFIED, resume=None):
         """Append one record and return its sequence number once it is durable.
 
-        ``totals``: ``2 * channels`` ints, none lower than the last durable value (ValueError
-        otherwise; nothing is written). ``backlog_seq``: 0 .. 2**32-1, None keeps the last one.
+        ``totals``: ``2 * channels`` ints of the current layout, none lower than the last
+        durable value of the same layout (ValueError otherwise; nothing is written).
+        ``backlog_seq``: 0 .. 2**32-1, None keeps the last one. ``resume``: a bytes-like object
+        of 10 bytes per module; None keeps the newest record's (zeros after a layout change).
         Allocates nothing when the block ahead was prepared and, on 32-bit boards, the totals
         are small ints (below 2**30).
         """
@@ -474,15 +724,19 @@ class EnergyStore:
             self._scan()
         if self._format_error is not None:
             raise self._format_error
+        if self._key is None:
+            raise JournalError("no layout: call set_layout() (or open with channels=) before "
+                               "the first commit")
         counters = self.counters
         if len(totals) != counters:
             raise ValueError("expected %d counters, got %d" % (counters, len(totals)))
+        change = self._change
         floor = self._totals
         for i in range(counters):
             value = totals[i]
             if not isinstance(value, int) or value < 0 or value >= COUNTER_LIMIT:
                 raise ValueError("counter %d must be an int in 0 .. 2**48-1, got %r" % (i, value))
-            if value < floor[i]:
+            if not change and value < floor[i]:
                 raise ValueError("counter %d would go backwards: %d after %d"
                                  % (i, value, floor[i]))
         if backlog_seq is None:
@@ -491,55 +745,92 @@ class EnergyStore:
             raise ValueError("backlog_seq must be an int in 0 .. 2**32-1, got %r" % (backlog_seq,))
         if not isinstance(reason, int) or not 0 <= reason <= 255:
             raise ValueError("reason must be an int in 0 .. 255, got %r" % (reason,))
+        if resume is None:
+            resume = self._zero_resume if change else self._durable_resume
+        elif not (isinstance(resume, bytes) or isinstance(resume, bytearray)
+                  or isinstance(resume, memoryview)):
+            raise ValueError("resume must be bytes-like, got %r" % (resume,))
+        elif len(resume) != self._resume_len:
+            raise ValueError("resume must be %d bytes (%d per module), got %d"
+                             % (self._resume_len, RESUME_LEN, len(resume)))
         seq = self._seq + 1
         if seq >= SEQ_LIMIT:
             raise JournalError("sequence numbers exhausted: format() the journal")
 
+        if change:
+            # The record of a new layout opens the block ahead of the newest record's.
+            block = self._newest_block + 1
+            if block == self.block_count:
+                block = 0
+            self._write_block = block
+            self._write_off = 0
         for _ in range(_WRITE_ATTEMPTS):
-            if self._program(totals, seq, backlog_seq, reason):
+            if self._program(totals, seq, backlog_seq, reason, resume):
+                if change:
+                    self._totals = floor = self._next_totals
+                    self._durable_resume = self._next_resume
+                    self._durable_key = self._key
+                    self._change = False
                 for i in range(counters):
                     floor[i] = totals[i]
+                durable = self._durable_resume
+                if resume is not durable:
+                    for i in range(self._resume_len):
+                        durable[i] = resume[i]
                 self._seq = seq
                 self._backlog = backlog_seq
                 self._last_reason = reason
                 return seq
         raise JournalWriteError("%d slots in a row did not take the record" % _WRITE_ATTEMPTS)
 
-    def _program(self, totals, seq, backlog_seq, reason):
-        per_block = self.slots_per_block
-        block = self._write // per_block
-        slot = self._write - block * per_block
-        if slot == 0 and not self._erased[block]:
+    def _program(self, totals, seq, backlog_seq, reason, resume):
+        size = self.slot_size
+        block = self._write_block
+        offset = self._write_off
+        if offset == 0 and not self._erased[block]:
             self.inline_erases += 1
             self._erase(block)
-        # Same arithmetic as _window_of, inline: a returned tuple would allocate.
-        offset = slot * self.slot_size
+        # Same arithmetic as in set_layout, inline: a returned tuple would allocate.
         start = offset - offset % self.prog_size
-        end = offset + self.slot_size
+        end = offset + size
         end += (-end) % self.prog_size
         window, readback = self._windows[end - start]
         bdev = self._bdev
         bdev.readblocks(block, window, start)
         o = offset - start
-        self._advance(block, slot)
-        if not _all_ff(window, o, o + self.slot_size):
+        # The slot is spent whatever happens next: never program the same slot twice.
+        self._erased[block] = False
+        self._set_pointer(block, offset + size, size)
+        if not _all_ff(window, o, o + size):
             self.skipped_slots += 1
             return False
 
         window[o] = _MAGIC0
         window[o + 1] = _MAGIC1
         window[o + 2] = FORMAT_VERSION
-        window[o + 3] = self.record_len
+        window[o + 3] = size
         struct.pack_into("<HH", window, o + 4, seq & 0xFFFF, seq >> 16)
         struct.pack_into("<HH", window, o + 8, backlog_seq & 0xFFFF, backlog_seq >> 16)
         window[o + 12] = reason
         window[o + 13] = self.counters
-        p = o + _HEADER_LEN
+        window[o + 14] = self.modules
+        window[o + 15] = 0
+        key = self._key
+        p = o + _V2_HEADER
+        r = 0
+        for k in range(self.modules):
+            window[p] = key[2 * k]
+            window[p + 1] = key[2 * k + 1]
+            p += 2
+            for _ in range(RESUME_LEN):
+                window[p] = resume[r]
+                p += 1
+                r += 1
         for i in range(self.counters):
             value = totals[i]
             struct.pack_into("<HHH", window, p, value & 0xFFFF, (value >> 16) & 0xFFFF,
                              value >> 32)
-            p += 6
+            p += _COUNTER_LEN
         out = self._crc_out
         _crc_halves(window, o, p, self._crc_low, self._crc_high, out)
         struct.pack_into("<HH", window, p, out[0], out[1])
@@ -553,17 +844,14 @@ class EnergyStore:
         self._newest_block = block
         return True
 
-    def _advance(self, block, slot):
-        # The slot is spent whatever happens next: never program the same slot twice.
-        self._erased[block] = False
-        self._write += 1
-        if self._write == self.capacity:
-            self._write = 0
-
     def _prepare_target(self):
-        per_block = self.slots_per_block
-        block = self._write // per_block
-        if self._write == block * per_block and not self._erased[block]:
+        if self._change:
+            ahead = self._newest_block + 1
+            if ahead == self.block_count:
+                ahead = 0
+            return -1 if self._erased[ahead] else ahead
+        block = self._write_block
+        if self._write_off == 0 and not self._erased[block]:
             return block
         ahead = block + 1
         if ahead == self.block_count:
@@ -620,7 +908,8 @@ class EnergyStore:
                 self._erase(b)
             self._erased[b] = True
         self._reset_position()
+        self._update_opens_block()
         self._format_error = None
         self.report = ScanReport()
-        self.report.blank = self.capacity
+        self.report.blank = self.block_count * (self.block_size // (self.slot_size or _NOMINAL_SLOT))
         self._scanned = True
