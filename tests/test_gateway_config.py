@@ -136,8 +136,10 @@ def test_minimal_config_gets_every_documented_default():
                            "qos": 1, "timeout_s": 5}
     assert cfg["i2c"] == {"bus": 0, "scl": None, "sda": None, "freq": 50000}
     assert cfg["drdy_pin"] is None
-    assert cfg["modules"] == [{"address": 0x50, "label": None, "sensor_class": None, "ct_models": None}]
+    assert cfg["modules"] == [{"address": 0x50, "channels": None, "label": None, "sensor_class": None,
+                               "ct_models": None}]
     assert cfg["period_s"] == 60
+    assert cfg["mains_loss"] == {"voltage_v": 150}
     assert cfg["publish"] == {"interval_s": 10, "power_change_w": 50}
     assert cfg["commit"] == {"growth_wh": 5, "interval_s": 60}
     assert cfg["homeassistant"] == {"discovery": True, "prefix": "homeassistant"}
@@ -150,6 +152,22 @@ def test_minimal_config_gets_every_documented_default():
     cfg["modules"][0]["address"] = 0x51
     cfg["mqtt"]["base_topic"] = "changed"
     assert DEFAULTS["modules"][0]["address"] == 0x50 and DEFAULTS["mqtt"]["base_topic"] == "rbamp"
+
+
+def test_module_channels_and_the_mains_loss_threshold_are_checked():
+    cfg = parse_config({"mqtt": {"host": "b"}, "modules": [{"address": 80, "channels": 2}],
+                        "mains_loss": {"voltage_v": 0}})
+    assert cfg["modules"][0]["channels"] == 2 and cfg["mains_loss"]["voltage_v"] == 0
+    for bad, key in (({"modules": [{"address": 80, "channels": 4}]}, "modules[0].channels"),
+                     ({"modules": [{"address": 80, "channels": "2"}]}, "modules[0].channels"),
+                     ({"mains_loss": {"voltage_v": -1}}, "mains_loss.voltage_v")):
+        bad["mqtt"] = {"host": "b"}
+        try:
+            parse_config(bad)
+        except ConfigError as exc:
+            assert exc.key == key, (exc.key, key)
+        else:
+            raise AssertionError("accepted %r" % (bad,))
 
 
 def test_partial_sections_merge_with_defaults_and_null_means_default():
@@ -173,8 +191,8 @@ def test_tls_changes_the_default_port_only():
 def test_full_config_is_normalised():
     cfg = parse_config(json.dumps(_config()))
     assert cfg["modules"] == [
-        {"address": 0x50, "label": "mains", "sensor_class": 1, "ct_models": [3, 2]},
-        {"address": 0x51, "label": None, "sensor_class": None, "ct_models": None},
+        {"address": 0x50, "channels": None, "label": "mains", "sensor_class": 1, "ct_models": [3, 2]},
+        {"address": 0x51, "channels": None, "label": None, "sensor_class": None, "ct_models": None},
     ]
     assert cfg["mqtt"]["timeout_s"] == 2.5 and cfg["publish"]["power_change_w"] == 25.5
     assert cfg["wifi"]["password"] == WIFI_SECRET and cfg["mqtt"]["password"] == MQTT_SECRET

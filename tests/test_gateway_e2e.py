@@ -48,7 +48,7 @@ def test_discovery_state_and_totals_arrive(broker, run):
     assert len(configs) >= 10, [t for t, _ in configs]
     unique_ids = set()
     for topic, payload in configs:
-        for field in ("uniq_id", "stat_t", "avty_t", "dev", "name"):
+        for field in ("uniq_id", "stat_t", "avty", "dev", "name"):
             assert field in payload, (topic, field)
         assert payload["dev"]["ids"] and payload["uniq_id"] not in unique_ids
         unique_ids.add(payload["uniq_id"])

@@ -30,25 +30,23 @@ class ListLog:
         self._add("error", fmt, *args)
 
 
-def _rig(period_s=60, store=True):
+def _rig(period_s=60, store=True, mains_loss_v=0):
     clock = VirtualClock()
     sims = [SimModule("UI2", 0x04, addr=0x50, clock=clock, load=loads.Household(seed=3, start_hour=11.0), seed=1),
             SimModule("UI1", 0x03, addr=0x51, clock=clock, load=loads.Constant([450.0]), seed=2)]
     bus = SimI2C(sims, clock=clock)
     clock.advance_ms(300)
-    modules = []
-    for sim in sims:
-        dev = RbAmp(bus, sim.addr)
-        dev.begin()
-        modules.append(MeteredModule(dev, sim.addr))
+    modules = [MeteredModule(RbAmp(bus, sim.addr), sim.addr) for sim in sims]
     modules[0].dev.attach_drdy(sims[0].drdy)
     log = ListLog()
-    metering = Metering(modules, clock, log, period_s)
+    journal = policy = None
     if store:
-        flash = NorFlash(block_size=4096, block_count=8)
-        metering.store = EnergyStore(flash, channels=metering.channel_count())
-        metering.store.load()
-        metering.policy = CommitPolicy(metering.store.counters, clock=clock)
+        journal = EnergyStore(NorFlash(block_size=4096, block_count=8))
+        journal.load()
+        policy = CommitPolicy(1, clock=clock)
+    metering = Metering(modules, clock, log, period_s, store=journal, policy=policy,
+                        mains_loss_v=mains_loss_v)
+    metering.start()
     return clock, sims, bus, metering, log
 
 
@@ -101,14 +99,15 @@ def test_metering_matches_ground_truth_and_commits_to_the_journal():
     durable = metering.store.durable_totals()
     for i in range(len(totals)):
         assert totals[i] - durable[i] <= 5000 + 1100, (i, totals, durable)  # the commit policy's bound
-    reopened = EnergyStore(metering.store._bdev, channels=3).load()
+    reopened = EnergyStore(metering.store._bdev).load()
     assert reopened.totals == durable and reopened.backlog_seq == metering.store.backlog_seq
+    assert reopened.layout == [(0x50, 2), (0x51, 1)]
 
 
 def test_restart_restores_totals_and_the_period_sequence():
     clock, sims, bus, metering, log = _rig()
     _run(clock, metering, 5)
-    state = EnergyStore(metering.store._bdev, channels=3).load()
+    state = EnergyStore(metering.store._bdev).load()
     clock2, sims2, bus2, metering2, log2 = _rig()
     metering2.restore(state.totals)
     metering2.period_seq = state.backlog_seq

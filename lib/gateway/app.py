@@ -8,6 +8,7 @@ shuts down in order: commit, ``offline``, exit.
 import asyncio
 import sys
 
+from gateway.store import REASON_LAYOUT, REASON_PERIOD
 from rbamp import RbAmp, RbAmpError
 
 VERSION = "0.1.0"
@@ -26,6 +27,8 @@ class Gateway:
         self.metering = None
         self.link = None
         self.store = None
+        self.store_device = None
+        self._v1_state = None
         self.device_id = None
         self._last_state_ms = None
         self._last_powers = {}
@@ -33,28 +36,48 @@ class Gateway:
         self.uptime_ms = 0
 
     # ------------------------------------------------------------------ set-up
-    def _make_modules(self):
+    def _make_modules(self, state):
+        """One MeteredModule per configured module, with the channel count, totals and resume
+        point the journal and config.json hold: nothing here depends on who answers."""
+        from gateway.layout import durable_channels, journal_totals
         from gateway.metering import MeteredModule
 
         cfg = self.config
         bus = self.board.i2c(cfg)
+        channels, resume = durable_channels(cfg["modules"], state)
         modules = []
         for module_cfg in cfg["modules"]:
-            dev = RbAmp(bus, module_cfg["address"], clock=self.clock)
-            module = MeteredModule(dev, module_cfg["address"], module_cfg.get("label"))
-            try:
-                dev.begin()
-                self._provision(dev, module_cfg)
-                module.status = "ok"
-            except RbAmpError as exc:
-                module.status = "unreachable"
-                module.error = str(exc)
-                self.log.error("module 0x%02x: %s", module_cfg["address"], exc)
+            address = module_cfg["address"]
+            dev = RbAmp(bus, address, clock=self.clock)
+            count = channels.get(address, 0)
+            module = MeteredModule(dev, address, module_cfg.get("label"), count, resume.get(address))
+            totals = journal_totals(state, address, count)
+            if totals is not None:
+                module.restore(totals)
             modules.append(module)
         pin = self.board.drdy_pin(cfg)
-        if pin is not None and modules and modules[0].dev.version is not None:
+        if pin is not None and modules:
+            # attached now, begun or not: the sampler is paced by it from the module's first answer
             modules[0].dev.attach_drdy(pin)
         return modules
+
+    def _module_started(self, module, learned):
+        """Metering began a module (at boot or when it came back)."""
+        for module_cfg in self.config["modules"]:
+            if module_cfg["address"] == module.address:
+                try:
+                    self._provision(module.dev, module_cfg)
+                except RbAmpError as exc:  # metering goes on; provisioning is tried at its next start
+                    self.log.error("module %s: provisioning failed: %s", module.key, exc)
+        if learned:
+            self.log.info("module %s: %d channel(s), now part of the energy journal", module.key,
+                          module.channels)
+            if self._v1_state is not None:
+                self._apply_layout(self._v1_state)
+            elif self.metering is not None:
+                self.metering.maybe_commit(REASON_LAYOUT)
+        if self.link is not None and self.config["homeassistant"]["discovery"]:
+            self.link.set_discovery(self._discovery)  # a module seen for the first time gets its sensors
 
     def _provision(self, dev, module_cfg):
         """Apply the config's class, CT models and label; save only when something changed."""
@@ -71,44 +94,97 @@ class Gateway:
             dev.save_user_config()
             self.log.info("module 0x%02x provisioned and saved", dev.address)
 
-    def _open_journal(self, channels):
+    def _open_journal(self):
+        """The journal and its newest record (None: empty). A newer format is left untouched (the
+        caller meters without a journal); a region of foreign data is reclaimed."""
         from gateway.store import EnergyStore, JournalFormatError
 
         device = self.board.journal_device()
-        store = EnergyStore(device, channels=channels)
+        self.store_device = device
+        store = EnergyStore(device)
         try:
             state = store.load()
         except JournalFormatError as exc:
-            if exc.kind == "channels" and self.config_result.ok and not self.config_result.safe_mode:
-                # The user changed the module set in a valid config.json: start a new journal;
-                # the broker's retained totals keep published totals from going backwards.
-                # A fallback config (safe mode, last good) never wipes the journal.
-                self.log.warning("journal holds another channel count; starting a new one")
-                store.format()
-                return store, None
-            if exc.kind == "foreign":
-                # Left as it is, the error would reset the board on every boot.
-                self.log.warning("journal region holds foreign data (%s); starting a new journal "
-                                 "(a journal file is kept aside as energy.img.foreign)", exc)
-                store = EnergyStore(self.board.reclaim_journal(device), channels=channels)
-                store.format()
-                return store, None
-            raise
+            if exc.kind != "foreign":
+                raise
+            # Left as it is, the error would reset the board on every boot.
+            self.log.warning("journal region holds foreign data (%s); starting a new journal "
+                             "(a journal file is kept aside as energy.img.foreign)", exc)
+            self.store_device = self.board.reclaim_journal(device)
+            store = EnergyStore(self.store_device)
+            store.format()
+            return store, None
         return store, state
 
+    def _apply_layout(self, state):
+        """Map the journal's totals onto the modules known now (gateway.layout). Totals leave the
+        live journal only because config.json says so, and only after the old journal was kept
+        aside; a version 1 journal that cannot be mapped yet is left untouched."""
+        from gateway.layout import plan_layout
+
+        metering = self.metering
+        known = {}
+        for module in metering.modules:
+            if module.channels:
+                known[module.address] = module.channels
+        plan = plan_layout(self.config["modules"], state, known)
+        if plan.deferred:
+            self._v1_state = state
+            metering.journal_hold = plan.deferred
+            self.log.warning("%s", plan.deferred)
+            return
+        self._v1_state = None
+        if plan.dropped:
+            try:
+                kept = self.board.archive_journal(self.store_device, state.seq)
+            except Exception as exc:  # nothing is dropped unless the old journal is safe
+                metering.journal_hold = "could not keep the old journal aside (%s)" % exc
+                self.log.error("energy journal left unchanged: %s; %s", metering.journal_hold,
+                               "; ".join(plan.dropped))
+                return
+            for reason in plan.dropped:
+                self.log.warning("journal: %s; the old journal is kept as %s", reason, kept)
+        metering.journal_hold = None
+        for module in metering.modules:
+            totals = plan.totals.get(module.address)
+            if totals is not None:
+                module.restore(totals)
+        if plan.changed or plan.dropped:
+            metering.maybe_commit(REASON_LAYOUT)
+
     def _device_id(self, modules):
+        """config.json's device_id, else the one chosen at the first boot and kept in a file, so
+        Home Assistant sees the same device whether or not a module answers at this boot."""
         if self.config.get("device_id"):
             return self.config["device_id"]
+        path = self.board.path("device_id")
+        try:
+            with open(path) as f:
+                kept = f.read().strip()
+            if kept:
+                return kept
+        except OSError:
+            pass  # first boot: none chosen yet
+        chosen = None
         for module in modules:
-            if module.dev.version is not None:
+            if module.begun:
                 try:
-                    return "rbamp-" + "".join("%02x" % b for b in module.dev.read_uid()[-6:])
+                    chosen = "rbamp-" + "".join("%02x" % b for b in module.dev.read_uid()[-6:])
+                    break
                 except RbAmpError:
                     continue
+        if chosen is None:
+            try:
+                chosen = "rbamp-" + self.board.unique_id()[-12:]
+            except Exception:  # a board without a unique id: a fixed name still works for one gateway
+                chosen = "rbamp-gateway"
         try:
-            return "rbamp-" + self.board.unique_id()[-12:]
-        except Exception:  # a board without a unique id: a fixed name still works for one gateway
-            return "rbamp-gateway"
+            with open(path, "w") as f:
+                f.write(chosen)
+        except OSError as exc:
+            self.log.warning("could not keep the device id in %s (%s): it may change at a boot "
+                             "without the module; set device_id in config.json", path, exc)
+        return chosen
 
     # ------------------------------------------------------------------ payloads
     def state_payload(self):
@@ -116,7 +192,7 @@ class Gateway:
         for module in self.metering.modules:
             entry = {"status": module.status}
             snap = module.snapshot
-            if snap is not None and module.status != "unreachable":
+            if snap is not None and module.ready:
                 dev = module.dev
                 entry["voltage"] = round(snap.voltage, 1)
                 entry["current"] = [round(snap.current[ch], 3) for ch in range(module.channels)]
@@ -137,7 +213,9 @@ class Gateway:
     def totals_payload(self):
         out = {}
         for module in self.metering.modules:
-            energy = module.dev.energy
+            energy = module.energy
+            if energy is None:
+                continue  # never answered and named nowhere: no totals yet
             out[module.key] = {
                 "import_wh": [energy.consumption[ch].mwh() / 1000 for ch in range(module.channels)],
                 "export_wh": [energy.exported[ch].mwh() / 1000 for ch in range(module.channels)],
@@ -149,7 +227,7 @@ class Gateway:
         changed = False
         for module in self.metering.modules:
             snap = module.snapshot
-            if snap is None or module.status == "unreachable":
+            if snap is None or not module.ready:
                 continue
             for ch in range(module.channels):
                 key = module.key + str(ch)
@@ -176,6 +254,9 @@ class Gateway:
             self.uptime_ms += clock.ticks_diff(now, last)  # accumulated: no ticks wrap after days
             last = now
             due = self._last_state_ms is None or clock.ticks_diff(clock.ticks_ms(), self._last_state_ms) >= interval_ms
+            if self.link is not None:
+                for module in self.metering.modules:
+                    self.link.set_module_available(module.key, module.ready)
             if not due and not self._power_changed():
                 continue
             self._last_state_ms = clock.ticks_ms()
@@ -272,27 +353,36 @@ class Gateway:
             self.log.error("%s", self.config_result.error)
         if self.config_result.safe_mode:
             self.log.warning("safe mode: metering and persisting only, no network")
-        modules = self._make_modules()
-        self.device_id = self._device_id(modules)
-        metering = Metering(modules, self.clock, self.log, cfg["period_s"])
-        self.metering = metering
-        channels = metering.channel_count() or 1
         state = None
         try:
-            self.store, state = self._open_journal(channels)
-        except Exception as exc:  # no journal: meter on, but say so loudly
-            self.log.error("energy journal unavailable: %s", exc)
+            self.store, state = self._open_journal()
+        except Exception as exc:  # no journal (or one this code must not write): meter on, say so
+            self.store = None
+            self.log.error("energy journal unavailable, totals are not kept: %s", exc)
+        modules = self._make_modules(state)
+        policy = None
         if self.store is not None:
             step = max(1, int(cfg["commit"]["growth_wh"] * 1000))
-            policy = CommitPolicy(self.store.counters, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
+            policy = CommitPolicy(1, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
                                   interval_ms=cfg["commit"]["interval_s"] * 1000, clock=self.clock)
-            if state is not None:
-                metering.restore(state.totals)
-                metering.period_seq = state.backlog_seq
-                policy.committed(state.totals, state.backlog_seq)
-            metering.store = self.store
-            metering.policy = policy
-        metering.on_period = self._on_period  # pyright: ignore[reportAttributeAccessIssue]  # typed by its initial None
+        metering = Metering(modules, self.clock, self.log, cfg["period_s"], store=self.store,
+                            policy=policy, on_period=self._on_period, on_started=self._module_started,
+                            mains_loss_v=cfg["mains_loss"]["voltage_v"])
+        self.metering = metering
+        if state is not None:
+            metering.period_seq = state.backlog_seq
+        metering.start()
+        if self.store is not None:
+            self._apply_layout(state)
+            if state is not None and self.store.seq == state.seq and metering.journal_hold is None:
+                policy.committed(self.store.durable_totals(), state.backlog_seq)
+            # what begin(resume=...) recovered from the modules is made durable at once
+            metering.maybe_commit(REASON_PERIOD)
+        self.device_id = self._device_id(modules)
+        for module in modules:
+            if not module.begun:
+                self.log.warning("module %s does not answer (%s); its totals are kept and it is "
+                                 "begun as soon as it does", module.key, module.error)
         tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
                  self.publisher(), self.watchdog(), self.board.background()]
         if not self.config_result.safe_mode and cfg["mqtt"].get("host"):
@@ -301,11 +391,10 @@ class Gateway:
             tasks.append(self.link.run())
             tasks.append(self._seed_from_broker())
         self.log.info("gateway %s up: %d module(s), %d channel(s), device id %s", VERSION,
-                      len(modules), channels, self.device_id)
+                      len(modules), metering.channel_count(), self.device_id)
         await asyncio.gather(*tasks)
 
     def _make_link(self, modules):
-        from gateway.discovery import discovery_messages
         from gateway.mqtt_link import MqttLink
 
         from gateway.backlog import Backlog, BacklogError
@@ -323,18 +412,26 @@ class Gateway:
         ha = cfg["homeassistant"]
         if ha["discovery"]:
             link.set_ha_prefix(ha["prefix"])
-            infos = []
-            for module in modules:
+            link.set_discovery(self._discovery)  # built when published, not held in RAM
+        for module in modules:
+            link.set_module_available(module.key, module.ready)
+        return link
+
+    def _discovery(self):
+        """Discovery of the modules begun since boot. A module that has not answered yet keeps
+        the sensors an earlier boot announced (retained); they show unavailable until it does."""
+        from gateway.discovery import discovery_messages
+
+        infos = []
+        for module in self.metering.modules:
+            if module.begun:
                 dev = module.dev
                 infos.append({"address": module.address, "label": module.label, "variant": dev.variant,
-                              "channels": dev.channels, "has_voltage": dev.has_voltage,
+                              "channels": module.channels, "has_voltage": dev.has_voltage,
                               "fw_version": dev.version})
-            base = cfg["mqtt"]["base_topic"]
-            device_id = self.device_id
-            origin = {"name": "rbamp-gateway", "sw_version": VERSION}
-            # built when published, not held in RAM
-            link.set_discovery(lambda: discovery_messages(ha["prefix"], base, device_id, infos, origin))
-        return link
+        origin = {"name": "rbamp-gateway", "sw_version": VERSION}
+        return discovery_messages(self.config["homeassistant"]["prefix"], self.config["mqtt"]["base_topic"],
+                                  self.device_id, infos, origin)
 
     def shutdown(self):
         """Orderly stop: commit what changed. (The link's offline message is sent by stop().)"""

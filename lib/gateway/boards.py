@@ -85,6 +85,30 @@ class Board:
         os.rename(device.path, kept)
         return FileBlockDevice(device.path, device.block_size, device.block_count)
 
+    def archive_journal(self, device, seq):
+        """Copy the whole journal device into ``energy.<seq>.img`` (a journal image that
+        ``rbamp journal`` reads) before a config change drops totals from the live journal.
+        Returns the file's path once the copy is complete and synced; an existing copy of the
+        same sequence number is kept as it is (the same journal was already kept aside)."""
+        import os
+
+        path = self.path("energy.%d.img" % seq)
+        try:
+            os.stat(path)
+            return path
+        except OSError:
+            pass  # not kept yet
+        blocks = device.ioctl(4, 0)
+        size = device.ioctl(5, 0)
+        buf = bytearray(size)
+        partial = path + ".part"
+        with open(partial, "wb") as f:
+            for block in range(blocks):
+                device.readblocks(block, buf, 0)
+                f.write(buf)
+        os.rename(partial, path)  # a copy cut short by a power cut never looks complete
+        return path
+
     def unique_id(self):
         import machine
 

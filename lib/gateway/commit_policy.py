@@ -14,6 +14,9 @@ default policy commits when
   backlog position);
 - the gateway shuts down in order or is about to reset on purpose, if anything changed.
 
+The gateway also commits after every period latch and at a mains loss (see gateway.metering);
+those reasons are its own, ``changed()`` tells whether such a commit has anything to keep.
+
 Usage::
 
     policy = CommitPolicy(store.counters)
@@ -70,7 +73,10 @@ class CommitPolicy:
         ``backlog_seq`` None keeps the backlog baseline as it was.
         """
         if len(totals) != self.counters:
-            raise ValueError("expected %d counters, got %d" % (self.counters, len(totals)))
+            # the journal's layout changed (a module joined it): a new baseline of another size
+            self.counters = len(totals)
+            self._base = [0] * self.counters
+            self._previous = [0] * self.counters
         for i in range(self.counters):
             self._base[i] = totals[i]
             self._previous[i] = totals[i]
@@ -81,6 +87,8 @@ class CommitPolicy:
 
     def due(self, totals, backlog_seq=None):
         """REASON_GROWTH, REASON_INTERVAL or 0 (not now). Call it after every metering step."""
+        if len(totals) != self.counters:
+            return 0  # a layout change: the gateway commits it with its own reason
         step = self.step
         headroom = self.headroom
         changed = backlog_seq is not None and backlog_seq != self._base_backlog
@@ -108,8 +116,11 @@ class CommitPolicy:
             return REASON_INTERVAL
         return 0
 
-    def _changed(self, totals, backlog_seq):
+    def changed(self, totals, backlog_seq=None):
+        """True if a counter or the backlog position differs from the last commit."""
         if backlog_seq is not None and backlog_seq != self._base_backlog:
+            return True
+        if len(totals) != self.counters:
             return True
         for i in range(self.counters):
             if totals[i] != self._base[i]:
@@ -118,8 +129,8 @@ class CommitPolicy:
 
     def at_shutdown(self, totals, backlog_seq=None):
         """REASON_SHUTDOWN if an orderly shutdown should commit first, else 0."""
-        return REASON_SHUTDOWN if self._changed(totals, backlog_seq) else 0
+        return REASON_SHUTDOWN if self.changed(totals, backlog_seq) else 0
 
     def before_reset(self, totals, backlog_seq=None):
         """REASON_RESET if a deliberate reset should commit first, else 0."""
-        return REASON_RESET if self._changed(totals, backlog_seq) else 0
+        return REASON_RESET if self.changed(totals, backlog_seq) else 0

@@ -38,7 +38,7 @@ REDACTED = "***"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Sections that only describe local hardware and bookkeeping: in safe mode they are taken from the
 # broken file when they are valid on their own, so metering still reads the modules that exist.
-SALVAGEABLE = ("i2c", "drdy_pin", "modules", "period_s", "commit", "log_level")
+SALVAGEABLE = ("i2c", "drdy_pin", "modules", "period_s", "commit", "mains_loss", "log_level")
 
 
 class ConfigError(ValueError):
@@ -704,8 +704,14 @@ def _ct_models(chk, key, value):
     return list(value)
 
 
+def _channels(chk, key, value):
+    return chk.integer(key, value, 1, 3, "must be the module's number of current channels, 1..3 "
+                       "(UI1/I1: 1, UI2/I2: 2, UI3/I3: 3)")
+
+
 _MODULE_FIELDS = (
     ("address", _REQUIRED, _address),
+    ("channels", None, _channels),
     ("label", None, _label),
     ("sensor_class", None, _sensor_class),
     ("ct_models", None, _ct_models),
@@ -746,6 +752,10 @@ def _growth(chk, key, value):
 
 def _commit_interval(chk, key, value):
     return chk.integer(key, value, 1, 86400)
+
+
+def _mains_loss_voltage(chk, key, value):
+    return chk.number(key, value, 0, 400)
 
 
 def _ntp_host(chk, key, value):
@@ -794,11 +804,15 @@ _HOMEASSISTANT = (
     ("discovery", True, _boolean),
     ("prefix", "homeassistant", _topic),
 )
+_MAINS_LOSS = (
+    ("voltage_v", 150, _mains_loss_voltage),
+)
 _NTP = (
     ("enabled", True, _boolean),
     ("host", "pool.ntp.org", _ntp_host),
 )
-_DEFAULT_MODULES = [{"address": 0x50, "label": None, "sensor_class": None, "ct_models": None}]
+_DEFAULT_MODULES = [{"address": 0x50, "channels": None, "label": None, "sensor_class": None,
+                     "ct_models": None}]
 SCHEMA = (
     ("device_id", None, _device_id),
     ("wifi", None, _WIFI),
@@ -809,6 +823,7 @@ SCHEMA = (
     ("period_s", 60, _period),
     ("publish", None, _PUBLISH),
     ("commit", None, _COMMIT),
+    ("mains_loss", None, _MAINS_LOSS),
     ("homeassistant", None, _HOMEASSISTANT),
     ("ntp", None, _NTP),
     ("log_level", "info", _log_level),

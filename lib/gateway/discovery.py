@@ -22,7 +22,12 @@ topic prefix) to keep the retained messages, and the copy the link holds in RAM,
 value_template, ``dev_cla`` device_class, ``stat_cla`` state_class, ``unit_of_meas``
 unit_of_measurement, ``sug_dsp_prc`` suggested_display_precision, ``avty_t`` availability_topic,
 ``dev`` device (``ids`` identifiers, ``name``, ``mdl`` model, ``sw`` sw_version), ``o`` origin
-(``name``, ``sw`` sw_version, ``url`` support_url, only when given).
+(``name``, ``sw`` sw_version, ``url`` support_url, only when given), ``avty`` availability (a
+list of ``{"topic": ...}``; full topics, no ``~``) with ``avty_mode`` availability_mode.
+
+Availability: a sensor is available while both the gateway (``<base>/<id>/availability``, also
+its last will) and its module (``<base>/<id>/module/<key>/availability``, retained, "offline"
+while the module does not answer) say "online" (``availability_mode: all``).
 
 Payloads the application publishes (keys of modules: ``module_key(address)``, e.g. "0x50"):
 
@@ -133,8 +138,10 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
     device = {"ids": [device_id], "name": "rbAmp " + device_id, "mdl": "rbAmp gateway"}
     if "sw" in origin_block:
         device["sw"] = origin_block["sw"]
-    common = {"~": base_topic + "/" + device_id, "avty_t": "~/availability", "dev": device, "o": origin_block}
+    tilde = base_topic + "/" + device_id
+    common = {"~": tilde, "avty_mode": "all", "dev": device, "o": origin_block}
     messages = []
+    availability = []
 
     def add(object_id, name, topic_suffix, template, device_class, unit, state_class, precision):
         payload = {"name": name, "uniq_id": node + "_" + object_id, "stat_t": "~/" + topic_suffix,
@@ -143,6 +150,7 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
         if unit is not None:
             payload["unit_of_meas"] = unit
         payload.update(common)
+        payload["avty"] = availability
         topic = "%s/sensor/%s/%s/config" % (prefix, node, object_id)
         messages.append((topic, json.dumps(payload, separators=(",", ":"))))
 
@@ -152,6 +160,8 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
         label = module.get("label") or ("module " + key)
         channels = module["channels"]
         hex_id = "%02x" % address
+        availability = [{"topic": tilde + "/availability"},
+                        {"topic": "%s/module/%s/availability" % (tilde, key)}]
         for field, name, device_class, unit, state_class, precision in MODULE_QUANTITIES:
             if field == "voltage" and not module.get("has_voltage", True):
                 continue

@@ -11,7 +11,10 @@ The journal holds ``[ch import, ch export, ...]`` over every module's channels i
 Nothing here waits on the network: the publisher reads what this module produces.
 """
 
+from gateway.layout import RESUME_BYTES, clear_resume, pack_resume
+from gateway.store import REASON_PERIOD, REASON_POWER_LOSS
 from rbamp import RbAmpError, RbAmpSnapshot, RbAmpStaleError
+from rbamp.energy import EnergyMeter
 
 WINDOW_MS = 200
 SETTLE_MS = 50
@@ -25,15 +28,26 @@ PERIOD_FAILURES_UNREACHABLE = 2
 
 
 class MeteredModule:
-    def __init__(self, dev, address, label=None):
+    """One configured module: its driver object and what the gateway keeps about it.
+
+    ``channels`` is the durable channel count (config.json or the journal, see gateway.layout);
+    0 until the module has answered once when nothing durable names it. The energy counters live
+    here, not in the driver object: they hold the journal's totals while the module is away and
+    are handed to the driver when it begins.
+    """
+
+    def __init__(self, dev, address, label=None, channels=0, resume=None):
         self.dev = dev
         self.address = address
         self.key = "0x%02x" % address
         self.label = label
+        self.channels = channels
+        self.energy = EnergyMeter(channels) if channels else None
+        self.resume = resume  # the journal's resume point, used by the first begin of this boot
+        self.begun = False    # begun at least once since boot: the driver holds the resume point
         self.status = "starting"
         self.error = None  # type: str | None
         self.snapshot = None
-        self.channels = 0
         self.last_period = None
         self.retry_at_ms = 0
         self.failures = 0
@@ -46,54 +60,136 @@ class MeteredModule:
         self.sampled_mwh = None
         self.counted_mwh = None
         self.refilled_mwh = 0  # energy put back after module reboots, all channels
+        # mains loss: import since the last latch taken from our samples and committed early
+        self.provisional_mwh = [0] * channels
+        self.resume_cleared = False
+        self.mains_seen = False  # armed only once the voltage was seen above the threshold
 
     @property
     def ready(self):
-        return self.dev.version is not None and self.status != "unreachable"
+        return self.begun and self.status != "unreachable" and self.status != "wrong device"
+
+    @property
+    def has_voltage(self):
+        return self.begun and self.dev.has_voltage
+
+    def restore(self, totals):
+        """Counters from the journal (or seeded): ``[import, export] x channels``, never lower."""
+        energy = self.energy
+        for ch in range(self.channels):
+            if 2 * ch + 1 < len(totals):
+                if totals[2 * ch] > energy.consumption[ch].mwh():
+                    energy.consumption[ch].set_mwh(totals[2 * ch])
+                if totals[2 * ch + 1] > energy.exported[ch].mwh():
+                    energy.exported[ch].set_mwh(totals[2 * ch + 1])
 
 
 class Metering:
-    def __init__(self, modules, clock, log, period_s, store=None, policy=None):
+    def __init__(self, modules, clock, log, period_s, store=None, policy=None, on_period=None,
+                 on_started=None, mains_loss_v=0):
         self.modules = modules
         self.clock = clock
         self.log = log
         self.period_ms = period_s * 1000
         self.store = store
         self.policy = policy
+        self.on_period = on_period  # callback(record dict)
+        # callback(module, learned) after a module was begun; learned: its channel count was not
+        # known before (it joined the journal's layout)
+        self.on_started = on_started
+        self.journal_hold = None    # why commits must wait (a journal not mapped yet), or None
         self.samples = 0
         self.sample_wakeups = 0
         self.periods = 0
         self.period_seq = 0  # sequence number of the last period record (the backlog position)
         self.commits = 0
         self.commit_errors = 0
-        self.on_period = None  # callback(record dict)
+        self.mains_losses = 0
+        self.last_mains_commit_us = None  # from the wake-up that saw the collapse to durable
+        self._mains_v24 = _voltage_bits24(mains_loss_v)
+        self._drdy_silent = True  # armed by the first DRDY edge
+        self._wake_us = 0
         self._pace = None
-        for module in modules:
-            if module.dev.version is not None:
-                self._ready_module(module)
+        self._layout_version = 0  # counts modules whose channel count became known this boot
+        self._store_layout_version = -1
+        self._layout_modules = []
+        self._resume = bytearray(0)
 
     # ------------------------------------------------------------------ module bookkeeping
+    def start_module(self, module):
+        """Begin one module (at boot or when it comes back). False if it did not answer or is
+        not the module the durable layout names; never raises for a module's own trouble."""
+        dev = module.dev
+        if module.energy is not None:
+            dev.energy = module.energy
+        if module.begun:
+            resume = (dev.window_us, dev.counted_uptime_s, dev.counted_fingerprint)
+        else:
+            resume = module.resume
+        if module.resume_cleared:
+            resume = None  # its open period was already counted from our samples
+        try:
+            dev.begin(resume=resume)
+        except RbAmpError as exc:
+            self._fail(module, exc)
+            return False
+        if module.channels and dev.channels != module.channels:
+            module.status = "wrong device"
+            module.error = ("a %s with %d channel(s) answers at %s; the journal and config.json "
+                            "say %d: not metered, its totals are kept" % (
+                                dev.variant, dev.channels, module.key, module.channels))
+            module.retry_at_ms = self.clock.ticks_add(self.clock.ticks_ms(), RETRY_UNREACHABLE_MS)
+            self.log.error("module %s: %s", module.key, module.error)
+            return False
+        learned = not module.channels
+        if learned:
+            module.channels = dev.channels
+            module.energy = dev.energy
+            module.provisional_mwh = [0] * dev.channels
+            self._layout_version += 1
+        module.begun = True
+        module.resume = None
+        module.resume_cleared = False
+        self._ready_module(module)
+        if self.on_started is not None:
+            self.on_started(module, learned)
+        return True
+
     def _ready_module(self, module):
-        module.channels = module.dev.channels
         if module.snapshot is None or module.snapshot.channels != module.channels:
             module.snapshot = RbAmpSnapshot(module.channels)
         module.status = "ok"
         module.error = None
+        module.sample_failures = 0
+        module.period_failures = 0
+        module.dev.restart_sampling()
         self._remember_latch(module)
-        if self._pace is None and module.dev._drdy_flag is not None:
+        if self._pace is None and module.dev.drdy_attached:
             self._pace = module.dev
+
+    def start(self):
+        """Begin every module that has not been begun (boot); the absent ones are retried by
+        the period loop."""
+        for module in self.modules:
+            if not module.begun:
+                self.start_module(module)
+
+    def layout(self):
+        """``[(address, channels)]`` of the modules whose channel count is known, config order."""
+        return [(m.address, m.channels) for m in self.modules if m.channels]
 
     def _remember_latch(self, module):
         dev = module.dev
         module.reboots_seen = dev.stats.reboots
-        module.sampled_mwh = [dev.energy.imported[ch].mwh() for ch in range(module.channels)]
-        module.counted_mwh = [dev.energy.consumption[ch].mwh() for ch in range(module.channels)]
+        energy = module.energy
+        module.sampled_mwh = [energy.imported[ch].mwh() for ch in range(module.channels)]
+        module.counted_mwh = [energy.consumption[ch].mwh() for ch in range(module.channels)]
 
     def _fill_reboot_gap(self, module):
         """A module that rebooted lost what it had accumulated since our last good latch; the
         gateway's own 5 Hz RT samples measured that span too, so the consumption counter gets
         the part the module no longer reported (never less than the module's own figure)."""
-        energy = module.dev.energy
+        energy = module.energy
         for ch in range(module.channels):
             sampled = energy.imported[ch].mwh() - module.sampled_mwh[ch]
             counted = energy.consumption[ch].mwh() - module.counted_mwh[ch]
@@ -104,33 +200,42 @@ class Metering:
                 self.log.info("module %s ch%d: %d mWh it lost in its reboot taken from our samples",
                               module.key, ch, sampled - counted)
 
+    def _settle_provisional(self, module):
+        """The latch after a mains-loss commit: the period's import was partly counted early from
+        our samples (P); the module's latched figure (E) replaces it, counted once: max(P, E)."""
+        energy = module.energy
+        for ch in range(module.channels):
+            early = module.provisional_mwh[ch]
+            if early:
+                counter = energy.consumption[ch]
+                latched = counter.mwh() - module.counted_mwh[ch] - early
+                if latched > 0:
+                    counter.set_mwh(counter.mwh() - (latched if latched < early else early))
+                module.provisional_mwh[ch] = 0
+        module.resume_cleared = False
+
     def channel_count(self):
         return sum(m.channels for m in self.modules)
 
     def totals(self):
-        """``[import, export]`` mWh per channel of every module, in config order."""
+        """``[import, export]`` mWh per channel of every module in the layout, in config order."""
         out = []
         for module in self.modules:
-            energy = module.dev.energy
+            energy = module.energy
             for ch in range(module.channels):
                 out.append(energy.consumption[ch].mwh())
                 out.append(energy.exported[ch].mwh())
         return out
 
     def restore(self, totals):
-        """Start the counters from the journal (or from seeded totals): never lower than these."""
+        """Start the counters from ``totals`` (the layout's order): never lower than these."""
         i = 0
         for module in self.modules:
-            energy = module.dev.energy
-            for ch in range(module.channels):
-                if i + 1 < len(totals):
-                    if totals[i] > energy.consumption[ch].mwh():
-                        energy.consumption[ch].set_mwh(totals[i])
-                    if totals[i + 1] > energy.exported[ch].mwh():
-                        energy.exported[ch].set_mwh(totals[i + 1])
-                i += 2
-            if energy is not None:
-                self._remember_latch(module)
+            if module.channels:
+                module.restore(totals[i:i + 2 * module.channels])
+                i += 2 * module.channels
+                if module.begun:
+                    self._remember_latch(module)
 
     def _transient(self, module, exc, in_a_row, limit):
         """A failure that the next sample or period makes good, unless it keeps happening."""
@@ -154,16 +259,12 @@ class Metering:
         return self.clock.ticks_diff(self.clock.ticks_ms(), module.retry_at_ms) >= 0
 
     def recover(self, module):
-        """Try to bring an unreachable (or never begun) module back."""
+        """Try to bring an unreachable (or never begun) module back; what it accumulated while
+        we could not read it is counted (``RbAmp.begin(resume=...)``)."""
         if not self._due_for_retry(module):
             return False
-        try:
-            module.dev.begin()
-        except RbAmpError as exc:
-            self._fail(module, exc)
+        if not self.start_module(module):
             return False
-        self._ready_module(module)
-        module.dev.restart_sampling()
         self.log.info("module %s is back (%s v1.%d)", module.key, module.dev.variant,
                       module.dev.version - 1)
         return True
@@ -171,8 +272,9 @@ class Metering:
     # ------------------------------------------------------------------ sampling
     def sample_once(self):
         """One RT sample of every module; allocation-free while all modules answer."""
+        lost = False
         for module in self.modules:
-            if module.status == "unreachable" or module.dev.version is None:
+            if not module.ready:
                 continue
             try:
                 module.dev.sample_bidirectional(into=module.snapshot)
@@ -183,18 +285,67 @@ class Metering:
             module.sample_failures = 0
             if module.status != "ok" and module.status != "rebooted":
                 module.status = "ok"
+            if self._mains_v24 and module.dev.has_voltage and self._voltage_lost(module):
+                lost = True
         self.samples += 1
+        if lost:
+            self.mains_lost("RT voltage below the threshold")
+
+    def _voltage_lost(self, module):
+        """True once, when the RT voltage falls below the threshold (float32 bits of a positive
+        number order like the number: compared as an int, nothing allocates)."""
+        raw = module.snapshot.raw
+        low = ((raw[3] << 16) | (raw[2] << 8) | raw[1]) < self._mains_v24
+        if low:
+            if module.mains_seen:
+                module.mains_seen = False
+                return True
+        else:
+            module.mains_seen = True
+        return False
 
     async def sampler(self):
         clock = self.clock
         while True:
             pace = self._pace
             if pace is not None and pace.version is not None:
-                await pace.wait_drdy()
+                got = await pace.wait_drdy()
+                if got:
+                    self._drdy_silent = False
+                elif not self._drdy_silent and not pace.drdy_held_low:
+                    # no edge for a whole timeout and the line is not held by an event: the
+                    # module lost its supply, usually with the mains
+                    self._drdy_silent = True
+                    self._wake_us = clock.ticks_us()
+                    self.mains_lost("DRDY stopped")
             else:
                 await clock.asleep_ms(WINDOW_MS)
+            self._wake_us = clock.ticks_us()
             self.sample_wakeups += 1
             self.sample_once()
+
+    def mains_lost(self, why):
+        """Commit at once, before the gateway's own supply dies: the import of every module's
+        open period is taken from our 5 Hz samples (settled at the next latch if we survive)."""
+        for module in self.modules:
+            if not module.begun or module.sampled_mwh is None:
+                continue
+            energy = module.energy
+            for ch in range(module.channels):
+                early = energy.imported[ch].mwh() - module.sampled_mwh[ch] - module.provisional_mwh[ch]
+                if early > 0:
+                    counter = energy.consumption[ch]
+                    counter.set_mwh(counter.mwh() + early)
+                    module.provisional_mwh[ch] += early
+            module.resume_cleared = True
+        committed = self.maybe_commit(REASON_POWER_LOSS)
+        self.mains_losses += 1
+        if committed:
+            self.last_mains_commit_us = self.clock.ticks_diff(self.clock.ticks_us(), self._wake_us)
+            self.log.warning("mains lost (%s): totals committed %d us after the wake-up that saw it",
+                             why, self.last_mains_commit_us)
+        else:
+            self.log.warning("mains lost (%s): nothing new to commit", why)
 
     # ------------------------------------------------------------------ periods
     async def period_loop(self):
@@ -210,9 +361,8 @@ class Metering:
     async def period_once(self):
         latched = []
         for module in self.modules:
-            if module.status == "unreachable" or module.dev.version is None:
-                if self.recover(module):
-                    continue  # begin() primed a fresh sequence; it joins the next period
+            if not module.ready:
+                self.recover(module)  # when it answers it is begun; it joins the next period
                 continue
             try:
                 module.dev.latch_period()
@@ -233,6 +383,11 @@ class Metering:
                 entry["max_p"] = round(p.max_p, 2)
                 entry["dt_ms"] = p.dt_ms
                 entry["windows"] = p.commit_count
+                if not p.rebooted and module.resume_cleared:
+                    self._settle_provisional(module)
+                else:
+                    module.provisional_mwh = [0] * module.channels
+                    module.resume_cleared = False
                 if module.dev.stats.reboots != module.reboots_seen and module.sampled_mwh is not None:
                     self._fill_reboot_gap(module)
                 self._remember_latch(module)
@@ -251,7 +406,7 @@ class Metering:
                 module.period_failures += 1
                 self._transient(module, exc, module.period_failures, PERIOD_FAILURES_UNREACHABLE)
                 entry["error"] = str(exc)
-            energy = module.dev.energy
+            energy = module.energy
             entry["import_wh"] = [energy.consumption[ch].mwh() / 1000 for ch in range(module.channels)]
             entry["export_wh"] = [energy.exported[ch].mwh() / 1000 for ch in range(module.channels)]
             record_modules[module.key] = entry
@@ -260,22 +415,54 @@ class Metering:
         record = {"seq": self.period_seq, "modules": record_modules}
         if self.on_period is not None:
             self.on_period(record)
-        self.maybe_commit()
+        # Every period is committed: the module restarted its accumulator at this latch, so a
+        # period held only in RAM would be lost by a crash (RbAmp.begin(resume=) recovers only
+        # what the module still holds).
+        self.maybe_commit(REASON_PERIOD if latched else None)
         return record
 
     # ------------------------------------------------------------------ persistence
+    def _sync_layout(self):
+        """Give the store the current layout (a module's count became known) and fill in every
+        module's resume point."""
+        if self._store_layout_version != self._layout_version:
+            layout = self.layout()
+            self.store.set_layout(layout)
+            self._store_layout_version = self._layout_version
+            self._layout_modules = [m for m in self.modules if m.channels]
+            self._resume = bytearray(RESUME_BYTES * len(layout))
+        buf = self._resume
+        for index in range(len(self._layout_modules)):
+            module = self._layout_modules[index]
+            dev = module.dev
+            if module.resume_cleared:
+                clear_resume(buf, index)
+            elif module.begun:
+                pack_resume(buf, index, dev.window_us, dev.counted_uptime_s, dev.counted_fingerprint)
+            elif module.resume is not None:
+                point = module.resume
+                pack_resume(buf, index, point[0], point[1], point[2])
+            else:
+                clear_resume(buf, index)
+        return buf
+
     def maybe_commit(self, reason=None):
         """Commit when the policy (or the caller, with a reason) says so. Never raises."""
         store = self.store
-        if store is None or self.policy is None:
+        if store is None or self.policy is None or self.journal_hold is not None:
             return False
         totals = self.totals()
+        if not totals:
+            return False  # no module known yet: nothing to keep
         if reason is None:
             reason = self.policy.due(totals, self.period_seq)
+        elif reason == REASON_PERIOD and not self.policy.changed(totals, self.period_seq):
+            reason = 0
         if not reason:
             return False
         try:
-            store.commit(totals, self.period_seq, reason)
+            resume = self._sync_layout()
+            store.commit(totals, self.period_seq, reason, resume=resume)
         except Exception as exc:  # a failing flash must not stop the metering; it is logged and counted
             self.commit_errors += 1
             self.log.error("journal commit failed: %s", exc)
@@ -299,9 +486,19 @@ class Metering:
         the journal block ahead when idle, so a commit is one small program."""
         while True:
             self.maybe_commit()
-            if self.store is not None and self.store.needs_prepare:
+            if self.store is not None and self.journal_hold is None and self.store.needs_prepare:
                 try:
                     self.store.prepare()
                 except Exception as exc:  # logged; the next commit erases inline instead
                     self.log.error("journal prepare failed: %s", exc)
             await self.clock.asleep_ms(1000)
+
+
+def _voltage_bits24(volts):
+    """The top 24 bits of ``volts`` as a float32 (0: no threshold)."""
+    if not volts or volts <= 0:
+        return 0
+    import struct
+
+    raw = struct.pack("<f", volts)
+    return (raw[3] << 16) | (raw[2] << 8) | raw[1]

@@ -346,6 +346,8 @@ class MqttLink:
         self._last_totals = None
         self._discovery = []
         self._discovery_due = False
+        self._module_status = {}   # module key -> b"online"/b"offline", kept for every session
+        self._module_status_due = {}
         self._ha_status = None
         self._ha_subscribed = None
         self._birth = False
@@ -470,6 +472,17 @@ class MqttLink:
             return False
         return True
 
+    def set_module_available(self, key, available):
+        """Per-module availability (retained ``<base>/<id>/module/<key>/availability``): the
+        sensors of a module that does not answer show unavailable while the others go on."""
+        payload = ONLINE if available else OFFLINE
+        if self._module_status.get(key) != payload:
+            self._module_status[key] = payload
+            self._module_status_due[key] = payload
+
+    def module_availability_topic(self, key):
+        return self.topic("module/%s/availability" % key)
+
     def set_discovery(self, messages):
         """The retained discovery messages, (topic, payload) pairs. ``messages`` may also be a
         function returning them: then they are built each time they are published (on connect
@@ -565,6 +578,8 @@ class MqttLink:
         self.log.info("mqtt: connected to %s:%d as %s", self.host, self.port, self.client_id)
         await self._publish(self._availability, ONLINE, True, self.qos)
         self._discovery_due = True
+        for key in self._module_status:
+            self._module_status_due[key] = self._module_status[key]
         if self._totals is None and self._last_totals is not None:
             # the broker may have lost its retained copy while we were away
             self._totals = self._last_totals
@@ -627,6 +642,11 @@ class MqttLink:
                 messages = _encode_discovery(messages())
             for topic, payload in messages:
                 await self._publish(topic, payload, True, self.qos)
+            return True
+        if self._module_status_due:
+            for key in list(self._module_status_due):
+                payload = self._module_status_due.pop(key)
+                await self._publish(self.module_availability_topic(key).encode(), payload, True, self.qos)
             return True
         totals = self._totals
         if totals is not None and not self._held(self._totals_topic):

@@ -776,5 +776,10 @@ class RbAmp(Provisioning):
         return self._drdy_flag is not None
 
     @property
+    def drdy_held_low(self):
+        """DRDY reads low: an event in EVENT_MASK holds it (no edges come; not a lost module)."""
+        return self._drdy_pin is not None and self._drdy_pin.value() == 0
+
+    @property
     def drdy_edges(self):
         return self._drdy_edges
