@@ -34,7 +34,7 @@ store what the next records hold.
 
 Reasons (one per record): ``REASON_UNSPECIFIED`` 0, ``REASON_GROWTH`` 1, ``REASON_INTERVAL`` 2,
 ``REASON_SHUTDOWN`` 3, ``REASON_RESET`` 4, ``REASON_MIGRATION`` 5, ``REASON_POWER_LOSS`` 6,
-``REASON_LAYOUT`` 7. The store records them and never acts on them.
+``REASON_LAYOUT`` 7, ``REASON_PERIOD`` 8. The store records them and never acts on them.
 
 Guarantees:
 
@@ -111,6 +111,7 @@ REASON_RESET = 4
 REASON_MIGRATION = 5
 REASON_POWER_LOSS = 6
 REASON_LAYOUT = 7
+REASON_PERIOD = 8  # the gateway commits after every period latch (see gateway.metering)
 
 _MAGIC0 = 0x45
 _MAGIC1 = 0x4A
