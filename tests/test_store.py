@@ -1,4 +1,6 @@
-"""Energy journal: records, ring, wear, format detection, corruption, allocation, file device."""
+"""Energy journal: records, ring, wear, format detection, corruption, allocation, file device.
+
+Layouts, version-1 records and power cuts around layout changes: test_store_layout.py."""
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
@@ -113,6 +115,9 @@ def test_invalid_commits_are_refused_and_write_nothing():
         ([10, 10, 10, 10], {"backlog_seq": -1}),
         ([10, 10, 10, 10], {"backlog_seq": 1 << 32}),
         ([10, 10, 10, 10], {"reason": 256}),
+        ([10, 10, 10, 10], {"resume": bytes(9)}),
+        ([10, 10, 10, 10], {"resume": bytes(11)}),
+        ([10, 10, 10, 10], {"resume": [0] * 10}),
     )
     for totals, kwargs in bad:
         err = xrt.raises(ValueError, store.commit, totals, **kwargs)
@@ -120,6 +125,8 @@ def test_invalid_commits_are_refused_and_write_nothing():
     assert (dev.ops, dev.snapshot()) == before
     message = str(xrt.raises(ValueError, store.commit, [10, 9, 10, 10]))
     assert "backwards" in message and "counter 1" in message
+    message = str(xrt.raises(ValueError, store.commit, [10, 10, 10, 10], resume=bytes(3)))
+    assert "10 bytes" in message and "got 3" in message
 
 
 def test_totals_never_go_below_what_was_loaded():
@@ -223,9 +230,15 @@ def test_geometry_is_checked():
     xrt.raises(ValueError, EnergyStore, NorFlash(1024, 4), prog_size=300)
     xrt.raises(ValueError, EnergyStore, NorFlash(1024, 4), channels=0)
     xrt.raises(ValueError, EnergyStore, NorFlash(4096, 4), channels=40)
+    xrt.raises(ValueError, EnergyStore, NorFlash(4096, 4), channels=9)
     store = EnergyStore(NorFlash(4096, 16), channels=2)
-    assert (store.record_len, store.slot_size, store.slots_per_block) == (42, 44, 93)
-    assert store.capacity == 1488
+    # 16 header + 12 for the module + 4 counters x 6 + 4 CRC.
+    assert (store.record_len, store.slot_size, store.slots_per_block) == (56, 56, 73)
+    assert store.capacity == 1168
+    # Without a layout the store can read, but the geometry of its records is not known yet.
+    bare = EnergyStore(NorFlash(4096, 16))
+    assert bare.layout is None and bare.record_len is None and bare.capacity is None
+    assert bare.block_count == 16 and bare.block_size == 4096
 
 
 def test_foreign_data_is_detected_and_left_alone():
@@ -268,19 +281,20 @@ def test_a_text_file_or_a_littlefs_image_is_foreign():
 def test_other_format_version_is_never_misread():
     dev, store = _fresh()
     _fill(store, 1, 5)
-    # A newer firmware wrote a version-2 record after ours: refuse, never return record 5.
+    # A newer firmware wrote a version-3 record after ours: refuse, never return record 5.
     o = 5 * store.slot_size
-    dev.data[o:o + 20] = _envelope(2, 6, b"\x00" * 8)
+    dev.data[o:o + 20] = _envelope(3, 6, b"\x00" * 8)
     reopened = EnergyStore(dev, channels=2)
     err = xrt.raises(JournalFormatError, reopened.load)
-    assert err.kind == "version" and err.version == 2
-    assert "version 2" in str(err)
+    assert err.kind == "version" and err.version == 3
+    assert "version 3" in str(err)
     xrt.raises(JournalFormatError, reopened.commit, _totals(7))
+    xrt.raises(JournalFormatError, reopened.prepare)
     # Records of another version older than our newest one (history from before a version
     # change): ignored, counted in the report.
     dev, store = _fresh(block_size=512)
     _fill(store, 1, 5)
-    dev.data[1024:1044] = _envelope(2, 3, b"\x00" * 8)
+    dev.data[1024:1044] = _envelope(3, 3, b"\x00" * 8)
     reopened = EnergyStore(dev, channels=2)
     assert reopened.load().seq == 5
     assert reopened.report.other == 1
@@ -292,19 +306,21 @@ def test_other_format_version_is_never_misread():
     assert xrt.raises(JournalFormatError, EnergyStore(dev, channels=2).load).kind == "version"
 
 
-def test_other_channel_count_is_detected_and_readable_with_its_own():
+def test_any_layout_is_readable_without_being_told():
     dev, store = _fresh(channels=2)
     _fill(store, 1, 30)
-    err = xrt.raises(JournalFormatError, EnergyStore(dev, channels=3).load)
-    assert err.kind == "channels" and err.counters == 4
-    assert "2 channels" in str(err)
-    # The gateway can read the old totals with the old channel count, then migrate.
-    old = EnergyStore(dev, channels=err.counters // 2).load()
-    assert old.totals == _totals(30)
+    # A store opened with another channel count (or none) reads the journal as it is.
+    for opened in (EnergyStore(dev, channels=3), EnergyStore(dev)):
+        state = opened.load()
+        assert state.totals == _totals(30) and state.layout == [(0, 2)]
+        assert state.version == 2 and state.resume == bytes(10)
+    # Committing in the other layout is a layout change: a fresh floor, the block ahead.
     wider = EnergyStore(dev, channels=3)
-    wider.format()
+    old = wider.load()
     wider.commit(old.totals + [0, 0], backlog_seq=old.backlog_seq)
-    assert EnergyStore(dev, channels=3).load().totals == _totals(30) + [0, 0]
+    state = EnergyStore(dev).load()
+    assert state.totals == _totals(30) + [0, 0] and state.layout == [(0, 3)]
+    assert state.seq == 31
 
 
 def test_torn_first_commit_is_an_empty_journal_not_foreign_data():
@@ -376,11 +392,12 @@ def test_scrambled_blocks_and_wholly_damaged_journals():
             if dev.data[o] == 0x45:
                 dev.flip_bit(o + store.record_len - 1, 0)
                 records += 1
-    # 40 commits in a 44-slot ring: the block ahead (records 1-11) was erased already.
-    assert records == 29
+    # 40 commits in a 36-slot ring (9 a block): records 1-9 went when the ring wrapped into
+    # block 0, and the block ahead (records 10-18) was erased by prepare().
+    assert records == 22
     store = EnergyStore(dev, channels=2)
     assert store.load() is None
-    assert store.report.valid == 0 and store.report.damaged == 29 and store.report.foreign == 0
+    assert store.report.valid == 0 and store.report.damaged == 22 and store.report.foreign == 0
     assert store.commit(_totals(1)) == 1
     assert EnergyStore(dev, channels=2).load().totals == _totals(1)
 
@@ -403,22 +420,32 @@ def test_prepared_commit_allocates_nothing():
 
     dev, store = _fresh(block_size=1024, blocks=4, fast=False)
     totals = [0, 0, 0, 0]
+    resume = bytearray(10)
     store.commit(totals)
     store.prepare()
     failures = 0
+    kept = bytes(10)  # resume bytes of the newest record
     for k in range(2 * store.capacity):
         totals[0] += 1234
         totals[3] += 5
+        resume[k % 10] = k & 0xFF
+        explicit = k % 3 != 0
         micropython.heap_lock()
         try:
-            store.commit(totals, backlog_seq=k, reason=REASON_GROWTH)
+            if explicit:
+                store.commit(totals, backlog_seq=k, reason=REASON_GROWTH, resume=resume)
+            else:
+                store.commit(totals, backlog_seq=k, reason=REASON_GROWTH)  # keeps the newest
         except MemoryError:
             failures += 1
         finally:
             micropython.heap_unlock()
+        if explicit:
+            kept = bytes(resume)
         store.prepare()
     assert failures == 0, "%d commits allocated" % failures
-    assert EnergyStore(dev, channels=2).load().totals == totals
+    state = EnergyStore(dev, channels=2).load()
+    assert state.totals == totals and state.resume == kept and kept != bytes(10)
 
 
 def test_file_block_device_behaves_like_nor_flash():
