@@ -1,10 +1,12 @@
 """Host tests of ``rbamp journal``: images written by the gateway's real EnergyStore on the NOR-flash
-test device and on the gateway's file-backed device, and broken images (one line, exit 1)."""
+test device and on the gateway's file-backed device, version-1 images (built byte for byte by
+test_store_layout's writer) and images upgraded from them, and broken images (one line, exit 1)."""
 
 from gateway.flashdev import FileBlockDevice
-from gateway.store import REASON_GROWTH, REASON_INTERVAL, EnergyStore
+from gateway.store import REASON_GROWTH, REASON_INTERVAL, REASON_LAYOUT, REASON_MIGRATION, EnergyStore
 from norflash import NorFlash
 from support_cli import assert_one_line_error, cli
+from test_store_layout import write_v1_journal
 
 
 def fill(store, commits, start=None):
@@ -109,3 +111,88 @@ def test_broken_images_are_one_line_errors(capsys, tmp_path):
         target.write_bytes(content)
         assert_one_line_error(cli(capsys, "journal", str(target)), 1, fragment)
     assert_one_line_error(cli(capsys, "journal", str(tmp_path / "missing.img")), 1, "No such file")
+
+
+def layout_image(tmp_path, name="energy.img", commits=30):
+    """A journal that went v1 -> v2 (two modules) -> v2 (a third module added)."""
+    flash = NorFlash(4096, 4)
+    write_v1_journal(flash, 40, lambda k: [k * 1000, k, k * 2000, 2 * k])
+    store = EnergyStore(flash)
+    old = store.load()
+    store.set_layout([(0x50, 1), (0x51, 1)])
+    totals = list(old.totals)
+    resume = bytes(range(20))
+    store.commit(totals, reason=REASON_MIGRATION, resume=resume)
+    for _ in range(commits):
+        totals = [value + 11 for value in totals]
+        store.commit(totals, reason=REASON_GROWTH)
+        store.prepare()
+    store.set_layout([(0x50, 1), (0x51, 1), (0x52, 2)])
+    totals = totals + [0, 0, 5000, 0]
+    store.commit(totals, reason=REASON_LAYOUT, resume=bytes(range(30)))
+    path = tmp_path / name
+    path.write_bytes(bytes(flash.data))
+    return path, totals
+
+
+def test_version_2_names_its_modules_and_lists_records_of_both_versions(capsys, tmp_path):
+    path, totals = layout_image(tmp_path)
+    data = cli(capsys, "journal", str(path), "--json", "--all").json()
+    assert data["version"] == 2 and data["channels"] == 4 and data["newest_seq"] == 72
+    assert data["layout"] == [{"address": "0x50", "channels": 1}, {"address": "0x51", "channels": 1},
+                              {"address": "0x52", "channels": 2}]
+    assert data["resume"] == bytes(range(30)).hex() and data["reason"] == "layout"
+    assert [(t["module"], t["channel"]) for t in data["totals"]] == [
+        ("0x50", 0), ("0x51", 0), ("0x52", 0), ("0x52", 1)]
+    assert [t["import_wh"] for t in data["totals"]] == [totals[0] / 1000, totals[2] / 1000, 0.0, 5.0]
+    records = data["records"]
+    assert [r["seq"] for r in records] == list(range(1, 73))
+    v1 = [r for r in records if r["version"] == 1]
+    assert [r["seq"] for r in v1] == list(range(1, 41)) and all(r["layout"] is None for r in v1)
+    assert v1[-1]["counters_mwh"] == [40000, 40, 80000, 80] and v1[-1]["resume"] is None
+    upgrade = records[40]
+    assert upgrade["version"] == 2 and upgrade["reason"] == "migration" and upgrade["block"] == 1
+    assert upgrade["counters_mwh"] == [40000, 40, 80000, 80] and upgrade["resume"] == bytes(range(20)).hex()
+    assert records[-1]["layout"] == data["layout"] and records[-1]["slot"] == 0
+    assert data["scan"]["damaged_slots"] == 0 and data["record_count"] == 72
+
+    result = cli(capsys, "journal", str(path), "--records", "3")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert "format version 2, 4 channel(s), 72 valid record(s), newest #72 (layout)" in lines[0]
+    assert lines[2].split() == ["0x50", "0", "%.3f" % (totals[0] / 1000), "%.3f" % (totals[1] / 1000)]
+    assert lines[5].split() == ["0x52", "1", "5.000", "0.000"]
+    assert result.out.rstrip().splitlines()[-1].split()[:5] == ["72", "2/0", "layout", "40", "0x50:1,0x51:1,0x52:2"]
+    # --modules is for records that do not name their modules; a different split is refused.
+    assert cli(capsys, "journal", str(path), "--modules", "0x50:1,0x51:1,0x52:2").code == 0
+    assert_one_line_error(cli(capsys, "journal", str(path), "--modules", "0x50:2,0x51:2"), 1,
+                          "does not match the layout the journal records (0x50:1,0x51:1,0x52:2)")
+
+
+def test_a_version_1_journal_is_split_with_modules(capsys, tmp_path):
+    flash = NorFlash(4096, 4)
+    write_v1_journal(flash, 150, lambda k: [k * 10, 0, k * 20, 1])
+    path = tmp_path / "old.img"
+    path.write_bytes(bytes(flash.data))
+    data = cli(capsys, "journal", str(path), "--json", "--modules", "0x50:1,0x51:1", "--all").json()
+    assert data["version"] == 1 and data["layout"] is None and data["resume"] is None
+    assert [(t["module"], t["import_wh"]) for t in data["totals"]] == [("0x50", 1.5), ("0x51", 3.0)]
+    # 44-byte v1 slots, 93 a block: 150 records fill block 0 and part of block 1, none lost.
+    assert data["record_count"] == 150 and data["records"][-1]["slot"] == 56
+    text = cli(capsys, "journal", str(path), "--records", "1").out
+    assert "format version 1, 2 channel(s), 150 valid record(s)" in text
+    assert text.rstrip().splitlines()[-1].split()[4] == "v1"
+    assert_one_line_error(cli(capsys, "journal", str(path), "--modules", "0x50:1"), 1,
+                          "describes 1 channel(s) but the journal holds 2")
+
+
+def test_an_archived_copy_of_the_region_reads_the_same(capsys, tmp_path):
+    path, _ = layout_image(tmp_path)
+    copy = tmp_path / "energy.72.img"
+    copy.write_bytes(path.read_bytes())
+    original = cli(capsys, "journal", str(path), "--json", "--all").json()
+    archived = cli(capsys, "journal", str(copy), "--json", "--all").json()
+    assert archived["image"] == str(copy)
+    original.pop("image")
+    archived.pop("image")
+    assert archived == original

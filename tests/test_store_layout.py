@@ -234,7 +234,7 @@ def test_layout_changes_open_the_block_ahead_and_reset_the_floor():
         assert dev.data[block * 512 + 3] == record_length(len(layout), _counters(layout))
     # Until the ring wraps, the last record of each earlier layout is still readable.
     last_of = {}
-    for block, slot, s in EnergyStore(dev).records():
+    for _, _, s in EnergyStore(dev).records():
         last_of[tuple(s.layout)] = s.seq
     assert last_of == {tuple(B): 6, tuple(C): 9, tuple(D): 12, tuple(A): 15}
     # A lower total is fine in a new layout (carrying totals is the gateway's business), not
