@@ -46,10 +46,12 @@ mpy32:
 
 deps: venv umqtt mpy32 stubs
 
-# The gateway on this PC: real main.py under MicroPython (host profile), embedded broker, live view.
-# BROKER=host:port uses another broker; CONFIG=path another config.json.
+# The gateway on this PC: real main.py under MicroPython (host profile), its simulated modules in a
+# process of their own, embedded broker, live view; the gateway is restarted when it exits or dies.
+# BROKER=host:port uses another broker; CONFIG=path another config.json; DATA=dir another data
+# folder (default .run).
 run: deps
-	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG))
+	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 # bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.
 test: deps bench-deps
@@ -95,8 +97,9 @@ mpy: venv
 mpy-bundle: venv
 	$(VPY) tools/build_mpy.py bundle build/mpy-bundle
 
-# A board image with our code frozen in, built by the port's own build (toolchains: see
-# firmware/README.md); the image lands in dist/.
+# A board image with our code frozen in, built by the port's own build; the image lands in dist/
+# (see firmware/README.md).
+#   make firmware BOARD=RBAMP_PICO_W    offline, from ../shared/vendor; installs the Arm toolchain
 #   make firmware BOARD=RBAMP_ESP32|RBAMP_PICO_W MPY_DIR=<MicroPython checkout at firmware/MICROPYTHON_VERSION>
 .PHONY: firmware
 firmware:

@@ -73,6 +73,19 @@ def test_board_image_freezes_every_board_module_and_nothing_host_only(board):
     assert "umqtt.simple" in requested and "rbamp" in requested
 
 
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_image_freezes_the_main_py_that_starts_the_gateway(board):
+    """MicroPython runs a frozen main.py in place of the filesystem's; firmware/frozen/main.py hands
+    over to a main.py on the filesystem itself (tests/test_firmware_build.py runs it). boot.py is
+    left to the board's filesystem."""
+    board_dir, port, _ = BOARDS[board]
+    files, _ = evaluate(os.path.join(board_dir, "manifest.py"), port, board_dir)
+    by_target = {f.target_path: f for f in files}
+    assert by_target["main.py"].full_path == os.path.join(ROOT, "firmware", "frozen", "main.py")
+    assert by_target["main.py"].opt == 3
+    assert "boot.py" not in by_target
+
+
 def test_every_board_module_is_listed_in_the_manifest_or_declared_host_only():
     on_disk = {os.path.relpath(os.path.join(dirpath, name), ROOT).replace(os.sep, "/")
                for package in build_mpy.PACKAGES
@@ -121,6 +134,7 @@ def test_host_manifest_freezes_the_host_profile_simulator_and_fetched_umqtt():
     assert targets["umqtt/simple.py"] == os.path.join(ROOT, ".cache", "umqtt", "umqtt", "simple.py")
     assert "rbampsim/module.py" in targets and "asyncio/core.py" in targets
     assert "umqtt.simple" not in requested  # the unix build has no micropython-lib to take it from
+    assert "main.py" not in targets  # the unix port runs the script it is given
 
 
 def test_driver_manifest_stands_alone_with_the_package_version():
