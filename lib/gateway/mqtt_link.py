@@ -47,9 +47,11 @@ Period records go through a ``gateway.backlog.StagedBacklog`` in front of the ba
 while connected a record is held in RAM and, acknowledged within its hold time (5 s), never
 touches the flash; offline it goes straight to the backlog, and the stage is flushed to it when a
 session ends and when ``stop()`` closes the link (the gateway's orderly stop). A record is
-acknowledged in the backlog after its PUBACK (after the write at QoS 0). QoS 1 is at-least-once: a record is published a second time if the connection dies after the
-broker took it but before its PUBACK reached us (a stalled broker), or if the gateway dies between
-the PUBACK and the acknowledgement; subscribers can drop repeats by ``seq``, which only grows.
+acknowledged in the backlog after its PUBACK (after the write at QoS 0). QoS 1 is at-least-once:
+a record is published a second time if the connection dies after the broker took it but before
+its PUBACK reached us (a stalled broker), or if the gateway dies between the PUBACK and the
+acknowledgement; subscribers can drop repeats by ``seq``, which only grows (but see the
+StagedBacklog trade-off: a crash can lose staged records and the numbering of acknowledged ones).
 Live state goes out before the backlog, so a long catch-up does not freeze the live values.
 Without a ``backlog`` argument the link keeps at most
 DEFAULT_MEMORY_BACKLOG records in RAM, which a reset loses; the application should pass a
