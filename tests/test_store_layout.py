@@ -23,7 +23,7 @@ from gateway.store import (
     crc32,
     record_length,
 )
-from norflash import NorFlash, PowerCut
+from norflash import CUT_MODES, NorFlash, PowerCut
 
 A = [(0x50, 2)]                    # 56-byte records: 9 in a 512-byte block
 B = [(0x50, 2), (0x51, 1)]         # a module added: 80 bytes, 6 a block
@@ -510,3 +510,45 @@ def test_cut_at_every_operation_of_v2_layout_changes():
     ops, scenarios, inline = _sweep(factory)
     assert (ops, inline) == (36, 2), (ops, inline)
     assert scenarios == 5 * ops
+
+
+def test_repeated_cuts_while_the_layout_keeps_changing():
+    # Random cuts, often inside the first commits after a recovery, and a layout drawn anew
+    # at every boot: sometimes the newest record's own, sometimes another one.
+    dev = NorFlash(512, 4, seed=77)
+    layouts = (A, B, C, D)
+    written = {}  # seq -> (layout, totals, resume) of the last attempt at that seq
+    returned = 0
+    in_flight = 0
+    cuts = 0
+    changes = 0
+    for boot in range(120):
+        dev.arm_cut(dev.ops + dev.random(10), CUT_MODES[dev.random(3)])
+        store = EnergyStore(dev)
+        try:
+            state = store.load()
+            k = 0 if state is None else state.seq
+            assert k in (returned, in_flight), (boot, k, returned, in_flight)
+            if state is not None:
+                assert (state.layout, state.totals, state.resume) == written[k], (boot, k)
+            returned = in_flight = k
+            layout = layouts[dev.random(4)]
+            if state is not None and layout != state.layout:
+                changes += 1
+            store.set_layout(layout)
+            for _ in range(1 + dev.random(8)):
+                k += 1
+                resume = _resume(k + boot, layout)
+                written[k] = (layout, _totals(layout, k), resume)
+                in_flight = k
+                store.commit(_totals(layout, k), backlog_seq=k, resume=resume)
+                returned = k
+                if dev.random(2):
+                    store.prepare()
+        except PowerCut:
+            cuts += 1
+            dev.revive()
+    assert cuts >= 50 and changes >= 40, (cuts, changes)
+    state = EnergyStore(dev).load()
+    assert state.seq in (returned, in_flight) and state.seq > 100
+    assert dev.overwrites == 0
