@@ -1,12 +1,18 @@
-"""`make run`: the real main.py under MicroPython's unix port with the host profile, an embedded
-MQTT broker, and a live view of what a subscriber receives.
+"""`make run`: the real main.py under MicroPython's unix port with the host profile, its simulated
+modules in a simulator server of their own, an embedded MQTT broker, and a live view of what a
+subscriber receives.
 
     make run                         # embedded broker (amqtt) on a free loopback port
     make run BROKER=host:port        # use that broker instead
     make run CONFIG=my-config.json   # another config.json (its mqtt host/port follow the broker)
+    make run DATA=dir                # another data folder (default .run)
 
-Ctrl-C stops everything in order: the gateway commits its totals and says offline, then the
-broker stops. Data (config copy, flash image, backlog) lives in `.run/` (git-ignored).
+The gateway is supervised as a board resets: when it exits or dies (`kill -9 $(cat
+.run/gateway.pid)`), it starts again a second later against the same simulated modules, which
+kept running (they live in the simulator server, pid in `.run/sim_port`). A gateway that keeps
+dying within 10 s of its start is given up on after 5 tries. Ctrl-C stops everything in order:
+the gateway commits its totals and says offline, then the simulator and the broker stop. Data
+(config copy, flash image, backlog, gateway.log, sim_truth.json) lives in the data folder.
 """
 
 import argparse
@@ -23,6 +29,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "tools", "host_config.json")
+RESTART_DELAY_S = 1.0
+QUICK_DEATH_S = 10.0  # a gateway that dies sooner than this after its start...
+MAX_QUICK_DEATHS = 5  # ...this many times in a row is given up on (a restart storm)
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from rbampsim import server as simserver  # noqa: E402
 
 
 def free_port():
@@ -77,9 +89,10 @@ def start_gateway(interpreter, data_dir, log_path):
              os.path.join(ROOT, ".cache", "umqtt")]
     env["MICROPYPATH"] = os.pathsep.join(paths)
     env["RBAMP_DATA"] = data_dir
-    log = open(log_path, "a")
-    return subprocess.Popen([interpreter, os.path.join(ROOT, "main.py")], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "a") as log:
+        return subprocess.Popen([interpreter, os.path.join(ROOT, "main.py")], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
 
 class LiveView:
@@ -139,58 +152,115 @@ def tail(path, count):
         return []
 
 
+def note(log_path, text):
+    """A line of the supervisor's own, in the gateway log (the live view shows its tail)."""
+    line = "make run: " + text
+    with open(log_path, "a") as f:
+        f.write(line + "\n")
+    print(line, flush=True)
+
+
+def stop_gateway(gateway):
+    if gateway.poll() is None:
+        gateway.send_signal(signal.SIGINT)  # KeyboardInterrupt: commit, offline, exit
+        try:
+            gateway.wait(10)
+        except subprocess.TimeoutExpired:
+            gateway.kill()
+            gateway.wait(5)
+
+
 def main():
     parser = argparse.ArgumentParser(description="Run the gateway on this PC")
     parser.add_argument("--broker", default=os.environ.get("BROKER") or "")
     parser.add_argument("--config", default=os.environ.get("CONFIG") or DEFAULT_CONFIG)
-    parser.add_argument("--data", default=os.path.join(ROOT, ".run"))
+    parser.add_argument("--data", default=os.path.join(ROOT, ".run"), help="the data folder (default .run)")
     parser.add_argument("--interpreter", default=os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython"))
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
     args = parser.parse_args()
-    os.makedirs(args.data, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="rbamp-run-")
-    broker = None
-    if args.broker:
-        host, _, port = args.broker.rpartition(":")
-        host, port = host or "127.0.0.1", int(port)
-    else:
-        host, port = "127.0.0.1", free_port()
-        broker = start_amqtt(port, workdir)
-    config = prepare_config(args.config, args.data, host, port)
-    log_path = os.path.join(args.data, "gateway.log")
-    open(log_path, "w").close()
-    gateway = start_gateway(args.interpreter, args.data, log_path)
-    view = LiveView(host, port, config["mqtt"].get("base_topic") or "rbamp")
-    interactive = sys.stdout.isatty()
+    data = os.path.abspath(args.data)
+    os.makedirs(data, exist_ok=True)
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="rbamp-run-")
+    broker = simulator = gateway = view = None
+    pid_path = os.path.join(data, "gateway.pid")
+    log_path = os.path.join(data, "gateway.log")
+    gave_up = False
     try:
-        while not stop and gateway.poll() is None:
-            if args.duration and time.monotonic() - started > args.duration:
+        if args.broker:
+            host, _, port = args.broker.rpartition(":")
+            host, port = host or "127.0.0.1", int(port)
+        else:
+            host, port = "127.0.0.1", free_port()
+            broker = start_amqtt(port, workdir)
+        config = prepare_config(args.config, data, host, port)
+        open(log_path, "w").close()
+        simulator = simserver.start(data)  # before the gateway: the modules are there at its boot
+        gateway = start_gateway(args.interpreter, data, log_path)
+        gateway_started = time.monotonic()
+        with open(pid_path, "w") as f:
+            f.write("%d\n" % gateway.pid)
+        view = LiveView(host, port, config["mqtt"].get("base_topic") or "rbamp")
+        interactive = sys.stdout.isatty()
+        started = next_screen = time.monotonic()
+        quick_deaths = 0
+        while not stop:
+            now = time.monotonic()
+            if args.duration and now - started > args.duration:
                 break
-            screen = view.render(tail(log_path, 8))
-            if interactive:
-                sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n")
-            else:
-                sys.stdout.write(screen + "\n\n")
-            sys.stdout.flush()
-            time.sleep(1.0 if interactive else 5.0)
+            code = gateway.poll()
+            if code is not None:
+                quick_deaths = quick_deaths + 1 if now - gateway_started < QUICK_DEATH_S else 0
+                if quick_deaths >= MAX_QUICK_DEATHS:
+                    note(log_path, "the gateway died %d times in a row within %d s of its start (last exit %s); "
+                         "giving up" % (quick_deaths, QUICK_DEATH_S, code))
+                    gave_up = True
+                    break
+                note(log_path, "gateway exited with %s; starting it again in %d s, as a board resets"
+                     % (code, RESTART_DELAY_S))
+                deadline = now + RESTART_DELAY_S
+                while not stop and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if stop:
+                    break
+                gateway = start_gateway(args.interpreter, data, log_path)
+                gateway_started = time.monotonic()
+                with open(pid_path, "w") as f:
+                    f.write("%d\n" % gateway.pid)
+            if now >= next_screen:
+                next_screen = now + (1.0 if interactive else 5.0)
+                screen = view.render(tail(log_path, 8))
+                if interactive:
+                    sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n")
+                else:
+                    sys.stdout.write(screen + "\n\n")
+                sys.stdout.flush()
+            time.sleep(0.1)
     finally:
-        if gateway.poll() is None:
-            gateway.send_signal(signal.SIGINT)  # KeyboardInterrupt: commit, offline, exit
+        # Each step runs even if one before it failed, so nothing is left running.
+        if gateway is not None:
+            stop_gateway(gateway)
+        if view is not None:
+            view.stop()
+        if simulator is not None:
+            simserver.stop(data, pid=simulator.pid)
             try:
-                gateway.wait(10)
+                simulator.wait(10)
             except subprocess.TimeoutExpired:
-                gateway.kill()
-        view.stop()
+                simulator.kill()
+                simulator.wait(5)
         if broker is not None:
             broker.terminate()
             broker.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
+        if os.path.exists(pid_path):
+            os.remove(pid_path)
     print("\n".join(tail(log_path, 5)))
-    print("gateway exited with %s; data in %s" % (gateway.returncode, args.data))
+    print("gateway exited with %s; data in %s" % (gateway.returncode, data))
+    if gave_up:
+        return 1
     return 0 if gateway.returncode in (0, None, -2) else 1
 
 

@@ -1,22 +1,31 @@
 """The host profile: the gateway on a PC under MicroPython's unix port (``make run``, tests).
 
-A simulated UI2 module with a realistic household load runs in real time on a simulated I2C bus
-(``tools/rbampsim``, on the path only on a PC), the journal is a file-backed flash image and the
-network is the host's. Environment: ``RBAMP_DATA`` (data folder, default ``.run``),
-``RBAMP_SIM`` (``UI2@1.3`` style: variant and protocol), ``RBAMP_SIM_SEED``,
-``RBAMP_SIM_HOUR`` (the simulated time of day the household load starts at, default 7).
+The simulated modules (``tools/rbampsim``, on the path only on a PC) run in real time in a
+process of their own, the simulator server of the data folder, so they outlive the gateway as a
+module outlives a board that resets: a SIGKILLed gateway starts again against a module that kept
+its period accumulator. The gateway reaches them through a loopback socket with the
+``machine.I2C`` methods and a DRDY pin (``rbampsim.remote``); if no server runs for the data
+folder, the first gateway starts one (detached; it stops by itself a minute after the last
+gateway left). A frozen build, whose simulator source is not on disk, and
+``RBAMP_SIM_INPROC=1`` simulate inside the gateway instead, as before. The journal is a
+file-backed flash image and the network is the host's.
 
-Tests drive the simulated hardware from outside the process through two files in the data
-folder: commands written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``,
-one per line; the file is consumed) and the simulators' exact ground truth, rewritten to
-``sim_truth.json`` every second.
+Environment: ``RBAMP_DATA`` (data folder, default ``.run``), ``RBAMP_SIM`` (``UI2@1.3`` style:
+variant and protocol), ``RBAMP_SIM_SEED``, ``RBAMP_SIM_HOUR`` (the simulated time of day the
+household load starts at, default 7); the server takes them from the environment it starts in.
+
+Tests drive the simulated hardware from outside through two files in the data folder: commands
+written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``, ``mains 0x50 off``,
+one per line; the file is consumed; commands already there when a gateway connects are applied
+before its first bus transaction) and the exact ground truth, rewritten to ``sim_truth.json``
+every second (see ``rbampsim.host``).
 """
 
-import json
 import os
 
 from gateway.boards import Board
 
+_POLL_MS = 10  # DRDY edges reach the driver at most this late (a window is 200 ms)
 _TICK_MS = 10
 _CONTROL_EVERY = 100  # ticks: once a second
 
@@ -31,36 +40,40 @@ class HostBoard(Board):
             os.mkdir(self.data_dir)
         except OSError:
             pass  # already there
-        self.sim_clock = None
-        self.modules = []
         self._bus = None
+        self._pin = None
+        self._inproc = None  # the SimHost when the modules live in this process
         self.resets = 0
 
-    def _simulate(self, cfg):
-        from rbampsim import RealClock, SimI2C, SimModule, loads
+    def _connect(self, cfg):
+        addresses = [module_cfg["address"] for module_cfg in cfg["modules"]]
+        freq = cfg["i2c"]["freq"]
+        from rbampsim import remote
 
-        spec = os.getenv("RBAMP_SIM") or "UI2@1.3"
-        variant, _, version = spec.partition("@")
-        protocol = 0x03 if version == "1.2" else 0x04
-        seed = int(os.getenv("RBAMP_SIM_SEED") or "1")
-        hour = float(os.getenv("RBAMP_SIM_HOUR") or "7")
-        clock = RealClock()
-        self.sim_clock = clock
-        for i, module_cfg in enumerate(cfg["modules"]):
-            self.modules.append(SimModule(variant, protocol, addr=module_cfg["address"], clock=clock,
-                                          load=loads.Household(seed=seed + i, start_hour=hour), seed=seed + i))
-        self._bus = SimI2C(self.modules, freq=cfg["i2c"]["freq"], clock=clock)
-        self.clock = clock
+        if os.getenv("RBAMP_SIM_INPROC") != "1" and remote.server_program() is not None:
+            self._bus = remote.open_bus(self.data_dir, addresses, freq)
+            self._pin = self._bus.pin if addresses else None
+            return
+        from rbampsim import RealClock
+        from rbampsim.host import SimHost
+
+        host = SimHost.from_env(self.data_dir, RealClock(), os.getenv, freq)
+        host.ensure(addresses)
+        for error in host.obey_file():
+            print(error)
+        self._inproc = host
+        self._bus = host.bus
+        self._pin = host.module_at(addresses[0]).drdy if addresses else None
 
     def i2c(self, cfg):
         if self._bus is None:
-            self._simulate(cfg)
+            self._connect(cfg)
         return self._bus
 
     def drdy_pin(self, cfg):
         if self._bus is None:
-            self._simulate(cfg)
-        return self.modules[0].drdy if self.modules else None
+            self._connect(cfg)
+        return self._pin
 
     def unique_id(self):
         return "host%04x" % (os.getpid() & 0xFFFF) if hasattr(os, "getpid") else "host"
@@ -79,59 +92,33 @@ class HostBoard(Board):
         raise SystemExit(3)
 
     async def background(self):
-        """Keep the simulated modules' 200 ms windows (and DRDY pulses) on time in real time;
-        once a second obey ``sim_control`` and publish ``sim_truth.json``."""
-        clock = self.clock
+        """Bring the simulator's DRDY edges to the driver's IRQ handler every 10 ms (each bus
+        transaction brings them too); in-process, keep the modules' windows on time and obey
+        ``sim_control`` and write ``sim_truth.json`` once a second."""
+        if self._inproc is not None:
+            await self._run_inproc()
+            return
+        if self._pin is None:
+            return
+        bus = self._bus
+        pin = self._pin
+        while True:
+            if pin.handler is not None:
+                try:
+                    bus.poll()
+                except OSError:
+                    pass  # the server is gone: the bus calls report it, the link reconnects
+            await self.clock.asleep_ms(_POLL_MS)
+
+    async def _run_inproc(self):
+        host = self._inproc
         ticks = 0
         while True:
-            for module in self.modules:
-                module.sync()
+            host.sync()
             ticks += 1
             if ticks >= _CONTROL_EVERY:
                 ticks = 0
-                self._obey_control()
-                self._write_truth()
-            await clock.asleep_ms(_TICK_MS)
-
-    def _module_at(self, text):
-        addr = int(text, 0)
-        for module in self.modules:
-            if module.addr == addr:
-                return module
-        raise ValueError("no simulated module at %s" % text)
-
-    def _obey_control(self):
-        path = self.path("sim_control")
-        try:
-            with open(path) as f:
-                lines = f.read().split("\n")
-            os.remove(path)
-        except OSError:
-            return  # no commands pending
-        for line in lines:
-            words = line.split()
-            if len(words) != 2:
-                continue
-            module = self._module_at(words[1])
-            if words[0] == "unplug":
-                module.unplug()
-            elif words[0] == "plug":
-                module.plug()
-            elif words[0] == "reboot":
-                module.power_cycle()
-            else:
-                raise ValueError("unknown sim_control command %r" % line)
-
-    def _write_truth(self):
-        out = {}
-        for module in self.modules:
-            truth = module.truth
-            out["0x%02x" % module.addr] = {
-                "import_wh": [truth.import_wh(ch) for ch in range(module.channels)],
-                "export_wh": [truth.export_wh(ch) for ch in range(module.channels)],
-                "present": module.present,
-            }
-        path = self.path("sim_truth.json")
-        with open(path + ".tmp", "w") as f:
-            f.write(json.dumps(out))
-        os.rename(path + ".tmp", path)
+                for error in host.obey_file():
+                    print(error)
+                host.write_truth()
+            await self.clock.asleep_ms(_TICK_MS)
