@@ -26,6 +26,8 @@ NOMINAL_WINDOW_US = 200000
 _WINDOW_MIN_US = 100000
 _WINDOW_MAX_US = 400000
 _HALVE_AT = 16384  # windows (~55 min): older periods weigh half from then on
+_NOMINAL_WEIGHT = 300  # windows: one 60 s period
+_SEED_WEIGHT = 3000
 
 
 def snapshot_fingerprint(raw, float_offsets):
@@ -48,17 +50,25 @@ def _mix(h, byte):
 
 
 class WindowLearner:
-    """Ratio estimator of the module's window length: sum of master ms over sum of windows."""
+    """Ratio estimator of the module's window length: sum of master ms over sum of windows.
+
+    One period's ratio is off by up to one window in its commit count (where the latches fall
+    between commits), so the estimate starts from a prior: the nominal length weighted as one
+    period of 300 windows, or a length kept from earlier runs weighted as 3000 windows."""
 
     def __init__(self, window_us=NOMINAL_WINDOW_US):
         self.window_us = window_us
-        self._ms = 0
-        self._windows = 0
+        self._set_prior(window_us, _NOMINAL_WEIGHT)
+
+    def _set_prior(self, window_us, weight):
+        self.window_us = window_us
+        self._windows = weight
+        self._ms = window_us * weight // 1000
 
     def seed(self, window_us):
-        """A length known from before (kept durably): used until enough periods were seen."""
+        """A length known from before (kept durably)."""
         if _WINDOW_MIN_US <= window_us <= _WINDOW_MAX_US:
-            self.window_us = window_us
+            self._set_prior(window_us, _SEED_WEIGHT)
 
     def add(self, elapsed_ms, windows):
         """One ordinary period: ``elapsed_ms`` of master time held ``windows`` RT windows."""
