@@ -237,7 +237,8 @@ def test_geometry_is_checked():
     assert store.capacity == 1168
     # Without a layout the store can read, but the geometry of its records is not known yet.
     bare = EnergyStore(NorFlash(4096, 16))
-    assert bare.layout is None and bare.record_len is None and bare.capacity is None
+    assert bare.layout is None and bare.counters == 0
+    assert bare.record_len == bare.slot_size == bare.capacity == 0
     assert bare.block_count == 16 and bare.block_size == 4096
 
 

@@ -421,16 +421,20 @@ class EnergyStore:
                              % (prog_size, self.block_size))
         self.prog_size = prog_size
 
-        # The current layout: set_layout() fills these in.
+        # The current layout: set_layout() fills these in (0 and None until then).
         self.layout = None
         self.modules = 0
         self.channels = 0
         self.counters = 0
-        self.record_len = None
-        self.slot_size = None
-        self.slots_per_block = None
-        self.capacity = None
-        self._key = None
+        self.record_len = 0
+        self.slot_size = 0
+        self.slots_per_block = 0
+        self.capacity = 0
+        self._key = b""
+        self._resume_len = 0
+        self._zero_resume = b""
+        self._next_totals = []
+        self._next_resume = bytearray(0)
         self._windows = {}
 
         chunk = _VERIFY_CHUNK_MAX
@@ -505,7 +509,7 @@ class EnergyStore:
         # A block holds one record length: anything but a continuation of the newest record's
         # layout, in the newest block's own slot size, opens the block ahead of the newest
         # record's (block 0 on an empty journal) and starts from a floor of zero.
-        self._change = (self._key is not None
+        self._change = (len(self._key) > 0
                         and (self._seq == 0 or self._durable_key != self._key
                              or self._write_stride != self.slot_size))
 
@@ -514,8 +518,8 @@ class EnergyStore:
         self._backlog = 0
         self._last_reason = REASON_UNSPECIFIED
         self._totals = []
-        self._durable_key = None     # the newest record's (address, channels) bytes; None: v1
-        self._durable_resume = None
+        self._durable_key = b""      # the newest record's (address, channels) pairs; empty: v1
+        self._durable_resume = bytearray(0)
         self._newest_block = -1
         # Where the next record goes, and the slot size of the records already in that block.
         self._write_block = 0
@@ -637,14 +641,19 @@ class EnergyStore:
             self._seq = best_seq
             self._backlog = _u32(newest, 8)
             self._last_reason = newest[12]
-            state = _decode(newest, 0)
-            self._totals = state.totals
+            self._totals = _decode(newest, 0).totals
             if state_version == 2:
-                key = bytearray(2 * len(state.layout))
-                for k in range(len(state.layout)):
-                    key[2 * k], key[2 * k + 1] = state.layout[k]
+                modules = newest[14]
+                key = bytearray(2 * modules)
+                resume = bytearray(RESUME_LEN * modules)
+                e = _V2_HEADER
+                for k in range(modules):
+                    key[2 * k] = newest[e]
+                    key[2 * k + 1] = newest[e + 1]
+                    resume[k * RESUME_LEN:(k + 1) * RESUME_LEN] = newest[e + 2:e + _ENTRY_LEN]
+                    e += _ENTRY_LEN
                 self._durable_key = bytes(key)
-                self._durable_resume = bytearray(state.resume)
+                self._durable_resume = resume
             self._newest_block = best_block
             self._set_pointer(best_block, best_next, best_stride)
         if other_seq >= 0 and (best_block < 0 or other_seq > best_seq):
@@ -727,7 +736,7 @@ class EnergyStore:
             self._scan()
         if self._format_error is not None:
             raise self._format_error
-        if self._key is None:
+        if not self._key:
             raise JournalError("no layout: call set_layout() (or open with channels=) before "
                                "the first commit")
         counters = self.counters
