@@ -2,7 +2,6 @@
 the host profile (its simulated modules in a simulator process that outlives the gateway), a real
 mosquitto, and paho-mqtt watching. Host-side tests."""
 
-import json
 import os
 import random
 import time

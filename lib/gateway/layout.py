@@ -173,8 +173,8 @@ def _plan_from_v1(plan, state):
     """A version 1 journal: its counters belonged to the modules that answered when it was
     written, in config order; only a count that adds up tells which those were."""
     known = 0
-    for address, count in plan.layout:
-        known += count
+    for entry in plan.layout:
+        known += entry[1]
     if 2 * known == len(state.totals):
         offset = 0
         for address, count in plan.layout:

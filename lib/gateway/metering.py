@@ -97,7 +97,7 @@ class Metering:
         # callback(module, learned) after a module was begun; learned: its channel count was not
         # known before (it joined the journal's layout)
         self.on_started = on_started
-        self.journal_hold = None    # why commits must wait (a journal not mapped yet), or None
+        self.journal_hold = None  # type: str | None  # why commits must wait (a journal not mapped yet)
         self.samples = 0
         self.sample_wakeups = 0
         self.periods = 0
