@@ -74,7 +74,7 @@ class Gateway:
                           module.channels)
             if self._v1_state is not None:
                 self._apply_layout(self._v1_state)
-            elif self.metering is not None:
+            elif self.metering is not None and self.metering.journal_hold is None:
                 self.metering.maybe_commit(REASON_LAYOUT)
         if self.link is not None and self.config["homeassistant"]["discovery"]:
             self.link.set_discovery(self._discovery)  # a module seen for the first time gets its sensors
@@ -371,6 +371,8 @@ class Gateway:
         self.metering = metering
         if state is not None:
             metering.period_seq = state.backlog_seq
+        # nothing is committed before the journal's layout is settled from durable facts
+        metering.journal_hold = "the journal's layout is not settled yet"
         metering.start()
         if self.store is not None:
             self._apply_layout(state)
