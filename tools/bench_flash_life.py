@@ -192,6 +192,9 @@ def simulate(spec):
     from norflash import NorFlash
     from rbampsim import SimI2C, SimModule, VirtualClock, loads
 
+    import gc
+
+    gc.collect()  # the flash images are large blocks: start each run on a collected heap
     period_s = spec["period_s"]
     hours = spec["hours"]
     stock = spec["placement"] == "stock"
@@ -204,7 +207,8 @@ def simulate(spec):
                     load=loads.Household(seed=5, start_hour=0.0, pv_peak_w=0.0))
     bus = SimI2C([sim], clock=clock)
     clock.advance_ms(300)
-    fs_blocks = STOCK_FS_BLOCKS if stock else PICO_FS_BLOCKS
+    # a smaller filesystem only for the host test (the unix port's default heap is small)
+    fs_blocks = spec.get("fs_blocks") or (STOCK_FS_BLOCKS if stock else PICO_FS_BLOCKS)
     fs_flash = NorFlash(BLOCK, fs_blocks, fast=spec.get("fast", True))
     vfs.VfsLfs2.mkfs(fs_flash, progsize=PROGSIZE)
     mount = "/flash_life"
@@ -269,6 +273,8 @@ def simulate(spec):
             asyncio.run(run())
         finally:
             Metering.sampler, Gateway.publisher = saved
+            # MicroPython's asyncio.run leaves cancelled tasks queued, holding the flash images
+            asyncio.new_event_loop()
         if staged:
             backlog.flush()  # the orderly stop
         durable.close()
