@@ -224,14 +224,18 @@ def simulate(days, emit):
     flash = NorFlash(block_size=4096, block_count=16)
     log = _QuietLog()
     gateway = Gateway(_BenchBoard(clock, bus, sims[0].drdy, flash), LoadResult(config, True, None, "file", False), log)
-    modules = gateway._make_modules()
-    metering = Metering(modules, clock, log, config["period_s"])
-    gateway.metering = metering
-    store, state = gateway._open_journal(metering.channel_count())
+    store, state = gateway._open_journal()
+    modules = gateway._make_modules(state)
     step = max(1, int(config["commit"]["growth_wh"] * 1000))
-    metering.store = store
-    metering.policy = CommitPolicy(store.counters, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
-                                   interval_ms=config["commit"]["interval_s"] * 1000, clock=clock)
+    policy = CommitPolicy(1, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
+                          interval_ms=config["commit"]["interval_s"] * 1000, clock=clock)
+    metering = Metering(modules, clock, log, config["period_s"], store=store, policy=policy,
+                        mains_loss_v=config["mains_loss"]["voltage_v"])
+    gateway.metering = metering
+    gateway.store = store
+    metering.journal_hold = "starting"
+    metering.start()
+    gateway._apply_layout(state)
     link = _SubscriberLink()
     gateway.link = link
     gateway._seeded = True  # an empty broker: nothing retained to seed from
