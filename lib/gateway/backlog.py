@@ -46,8 +46,9 @@ survives a restart. ``writes`` counts the records and marks written, ``compactio
     # oldest(), pending(), ack(), discard_oldest(), len(), last_seq, acked_seq, dropped as above
 
 Why: on littlefs every small appended-and-flushed write rewrites a block of the file and its
-metadata, so writing each period record and then its acknowledgement mark cost about two block
-erases per period although the broker took the record within a tenth of a second. A record the
+metadata, so writing each period record and then its acknowledgement mark cost 2.6 block erases
+per period on the Pico W (BENCHMARKS.md, flash life: its most-erased block would be worn out in
+under five years), although the broker took the record within a tenth of a second. A record the
 broker acknowledges while it is still staged never touches the flash, and neither does its
 acknowledgement.
 
