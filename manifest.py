@@ -27,7 +27,7 @@ require("rbamp", library="rbamp-gateway", opt=options.opt)
 # drives the simulator from tools/, which no board has). tests/test_manifest.py checks this list
 # against lib/gateway/.
 GATEWAY_BOARD_MODULES = ("__init__.py", "app.py", "backlog.py", "backoff.py", "boards.py",
-                         "commit_policy.py", "config.py", "discovery.py", "flashdev.py", "log.py",
-                         "metering.py", "mqtt_link.py", "store.py")
+                         "commit_policy.py", "config.py", "discovery.py", "flashdev.py", "layout.py",
+                         "log.py", "metering.py", "mqtt_link.py", "store.py")
 package("gateway", files=GATEWAY_BOARD_MODULES + (("hostboard.py",) if options.host else ()),
         base_path="lib", opt=options.opt)

@@ -31,7 +31,7 @@ def _module(gateway, addr=0x50):
 def test_module_absent_at_boot_keeps_the_journal_and_joins_when_it_answers():
     rig = Rig("absent", [("UI2", 0x04, 0x50, constant(1000.0, 500.0))])
     cfg = config([{"address": 0x50}])
-    boot(rig, cfg, 300)
+    first, _ = boot(rig, cfg, 300)
     before = journal(rig)
     assert before.layout == [(0x50, 2)] and before.totals[0] > 60000, before
     sim = rig.sim(0x50)
@@ -51,6 +51,7 @@ def test_module_absent_at_boot_keeps_the_journal_and_joins_when_it_answers():
 
     gateway, log = boot(rig, cfg, 0, during)
     _ok(log)
+    assert gateway.device_id == first.device_id  # the same Home Assistant device without the module
     assert seen["status"] == "unreachable", seen
     assert "does not answer" in log.text()
     absent = seen["journal"]

@@ -133,3 +133,32 @@ def test_async_period_read_yields_during_the_settle():
 
     p = _run(main())
     assert p.valid and order == ["other", "period"]
+
+
+def test_a_flag_left_set_by_an_event_already_reported_does_not_end_the_wait_early():
+    # An edge that came while the bus was busy is reported by happened() at once, with the flag
+    # still set; the next wait must wait for a new edge, not return "none came" on the stale flag.
+    from rbamp.clock import SYSTEM_CLOCK
+    from rbamp.drdy import make_flag
+
+    flag = make_flag()
+    edges = [1]
+    seen = [0]
+
+    def happened():
+        return edges[0] != seen[0]
+
+    async def edge_later():
+        await SYSTEM_CLOCK.asleep_ms(40)
+        edges[0] += 1
+        flag.set()
+
+    async def main():
+        flag.set()
+        first = await SYSTEM_CLOCK.wait_event(flag, 200, happened)  # the pending edge
+        seen[0] = edges[0]
+        asyncio.create_task(edge_later())
+        second = await SYSTEM_CLOCK.wait_event(flag, 500, happened)
+        return first, second
+
+    assert _run(main()) == (True, True)

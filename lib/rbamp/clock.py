@@ -69,17 +69,27 @@ class SystemClock:
             await asyncio.sleep(ms / 1000)
 
     async def wait_event(self, flag, timeout_ms, happened):
-        """Wait until ``flag`` is set or timeout_ms pass; return ``happened()`` (True once it has)."""
+        """Wait until ``happened()`` or timeout_ms pass; return ``happened()``.
+
+        ``flag`` wakes the wait. It may still be set from an event that ``happened()`` already
+        reported (returned at once, without waiting on the flag): such a wake-up with nothing
+        new is not the end of the wait."""
         if happened():
             return True
-        try:
-            if self._native:
-                await asyncio.wait_for_ms(flag.wait(), timeout_ms)
-            else:
-                await asyncio.wait_for(flag.wait(), timeout_ms / 1000)
-        except asyncio.TimeoutError:
-            pass
-        return happened()
+        deadline = self.ticks_add(self.ticks_ms(), timeout_ms)
+        while True:
+            left = self.ticks_diff(deadline, self.ticks_ms())
+            if left <= 0:
+                return happened()
+            try:
+                if self._native:
+                    await asyncio.wait_for_ms(flag.wait(), left)
+                else:
+                    await asyncio.wait_for(flag.wait(), left / 1000)
+            except asyncio.TimeoutError:
+                return happened()
+            if happened():
+                return True
 
 
 SYSTEM_CLOCK = SystemClock()
