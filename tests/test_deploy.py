@@ -69,6 +69,7 @@ class UnixPortBoard:
         env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", "lib", os.path.join(ROOT, "tools"),
                                               os.path.join(ROOT, ".cache", "umqtt")])
         env["RBAMP_DATA"] = "."  # the host profile's config.json and flash image at the root
+        env["RBAMP_SIM_INPROC"] = "1"  # the board's simulated module dies with it: nothing lingers
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["socat", "PTY,link=%s,raw,echo=0" % self.link,

@@ -100,7 +100,9 @@ def measure(interpreter, samples_target, frozen):
     config = base_config(broker.port, period_s=PERIOD_S)
     env = {"MICROPYPATH": ".frozen"} if frozen else {}  # frozen: nothing may come from lib/
     started = time.monotonic()
-    gateway = Gateway(os.path.join(work, "gw"), config=config, env=env, script=PROBE).start()
+    # the probe wraps the simulator's methods: the modules must live in the gateway's interpreter
+    gateway = Gateway(os.path.join(work, "gw"), config=config, env=env, script=PROBE,
+                      simulator="inproc").start()
     try:
         wait_until(lambda: watcher.on(BASE + "state"), 60, "first state")
         first_publish_s = watcher.on(BASE + "state")[0][3] - started
