@@ -336,6 +336,7 @@ class MqttLink:
                         DEFAULT_MEMORY_BACKLOG)
         # a StagedBacklog given as it is keeps its own hold time and bounds (tests use that)
         self.backlog = backlog if isinstance(backlog, StagedBacklog) else StagedBacklog(backlog, clock)
+        self._spill_failing = False
         self.connected = False
         self.poll_ms = POLL_MS
         self.idle_poll_ms = IDLE_POLL_MS
@@ -598,8 +599,13 @@ class MqttLink:
         try:
             self.backlog.spill_due()
         except BacklogError as exc:
-            # they stay staged (in RAM) and are still published; a later round tries again
-            self.log.error("mqtt: could not write overdue period records to the backlog: %s", exc)
+            # they stay staged (in RAM) and are still published; a later round tries again, and
+            # a filesystem that keeps failing is logged once, not every 50 ms
+            if not self._spill_failing:
+                self._spill_failing = True
+                self.log.error("mqtt: could not write overdue period records to the backlog: %s", exc)
+            return
+        self._spill_failing = False
 
     def _flush_stage(self):
         """The session ended or the link stops: staged period records go to the durable backlog."""
