@@ -163,6 +163,8 @@ def _build_pico_w(key):
         if result.returncode != 0:
             return "fail", "tools/build_firmware.sh RBAMP_PICO_W failed (%d); %s:\n%s" % (
                 result.returncode, log_path, tail)
+        if pico_w_inputs_hash() != key:  # the sources changed during the build: used, not cached
+            return "ok", FirmwareImage(staging, "RBAMP_PICO_W")
         os.replace(staging, directory)
         _prune_images(keep=directory)
         return "ok", image

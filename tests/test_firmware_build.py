@@ -84,7 +84,7 @@ def test_image_banner_names_the_release_and_our_board():
 
 
 def test_image_freezes_its_main_the_boot_the_layout_and_the_gateway():
-    names = elf_symbol_bytes(pico_w_image().elf, "mp_frozen_names", 8192).split(b"\0\0")[0].split(b"\0")
+    names = elf_symbol_bytes(pico_w_image().elf, "mp_frozen_names").split(b"\0\0")[0].split(b"\0")
     names = [name.decode() for name in names]
     for name in ("main.py", "_boot.py", "board_layout.py", "gateway/app.py", "rbamp/device.py", "umqtt/simple.py"):
         assert name in names, name
@@ -263,7 +263,8 @@ def test_a_missing_toolchain_is_installed_with_apt_or_named(apt, tmp_path):
     bin_dir = bare_path(tmp_path)
     log = tmp_path / "apt.log"
     if apt != "absent":
-        (bin_dir / "apt-get").write_text('#!/bin/bash\necho "$*" >> "%s"\nexit %d\n' % (log, 0 if apt == "works" else 100))
+        status = 0 if apt == "works" else 100
+        (bin_dir / "apt-get").write_text('#!/bin/bash\necho "$*" >> "%s"\nexit %d\n' % (log, status))
         os.chmod(bin_dir / "apt-get", 0o755)
     (bin_dir / "id").unlink()
     (bin_dir / "id").write_text("#!/bin/bash\necho 0\n")  # root, as in CI

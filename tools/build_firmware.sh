@@ -147,6 +147,10 @@ build_picotool_once() {
 
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$MPY_RELEASE_EPOCH}
+# MicroPython's generators iterate sets of strings, whose order follows Python's per-process string
+# hash: tools/boardgen.py's pin aliases (LED and WL_GPIO0 name one pin) came out in either order.
+# A fixed seed gives the same tables every build.
+export PYTHONHASHSEED=0
 
 if [ -z "$mpy_dir" ]; then
     vendor=${VENDOR_DIR:-$root/../shared/vendor}
