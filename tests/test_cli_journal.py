@@ -196,3 +196,20 @@ def test_an_archived_copy_of_the_region_reads_the_same(capsys, tmp_path):
     original.pop("image")
     archived.pop("image")
     assert archived == original
+
+
+def test_the_block_files_folder_of_a_stock_board_reads_like_the_image(capsys, tmp_path):
+    path, totals = layout_image(tmp_path)
+    folder = tmp_path / "energy.d"
+    folder.mkdir()
+    data = path.read_bytes()
+    for block in range(len(data) // 4096):
+        (folder / str(block)).write_bytes(data[block * 4096:(block + 1) * 4096])
+    from_folder = cli(capsys, "journal", str(folder), "--json", "--all").json()
+    from_image = cli(capsys, "journal", str(path), "--json", "--all").json()
+    from_folder.pop("image")
+    from_image.pop("image")
+    assert from_folder == from_image and from_folder["newest_seq"] == 72
+    empty = tmp_path / "empty.d"
+    empty.mkdir()
+    assert_one_line_error(cli(capsys, "journal", str(empty)), 1, "without journal block files")

@@ -174,10 +174,10 @@ def test_bad_config_gives_a_clear_message_and_a_safe_mode_that_meters_and_persis
     import sys
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-    from gateway.flashdev import FileBlockDevice
+    from gateway.flashdev import BlockFilesDevice
     from gateway.store import EnergyStore
 
-    device = FileBlockDevice(os.path.join(gateway.data_dir, "energy.img"), 4096, 16)
+    device = BlockFilesDevice(os.path.join(gateway.data_dir, "energy.d"), 4096, 16)
     state = EnergyStore(device, channels=2).load()
     device.close()
     assert state is not None and state.totals[3] > 0, state  # ch1 export, metered in safe mode
@@ -210,11 +210,12 @@ def test_a_journal_file_holding_foreign_data_is_kept_aside_and_a_new_journal_sta
     data_dir = tmp_path / "gw"
     data_dir.mkdir()
     foreign = os.urandom(16 * 4096)  # e.g. a filesystem image left where the journal goes
-    (data_dir / "energy.img").write_bytes(foreign)
+    (data_dir / "energy.img").write_bytes(foreign)  # an earlier version's single journal file
     watcher = Watcher(broker.port)
     gateway = run(base_config(broker.port), name="gw")
     watcher.wait_for(lambda: _latest(watcher, "totals"), 20, "totals")
-    assert (data_dir / "energy.img.foreign").read_bytes() == foreign
+    kept = b"".join((data_dir / "energy.d.foreign" / str(b)).read_bytes() for b in range(16))
+    assert kept == foreign and not (data_dir / "energy.img").exists()
     assert "foreign data" in gateway.log() and "Traceback" not in gateway.log()
     gateway.stop()
     restarted = run(base_config(broker.port), name="gw")  # the new journal loads: no second reclaim

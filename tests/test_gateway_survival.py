@@ -7,7 +7,7 @@ import random
 import time
 
 import pytest
-from gateway.flashdev import FileBlockDevice
+from gateway.flashdev import BlockFilesDevice
 from gateway.store import EnergyStore
 from support_e2e import Gateway, Watcher, base_config, wait_until
 
@@ -24,7 +24,7 @@ def gateways():
 
 
 def _journal(gateway):
-    device = FileBlockDevice(os.path.join(gateway.data_dir, "energy.img"), 4096, 16)
+    device = BlockFilesDevice(os.path.join(gateway.data_dir, "energy.d"), 4096, 16)
     try:
         return EnergyStore(device).load()
     finally:

@@ -109,7 +109,7 @@ class Gateway:
                 raise
             # Left as it is, the error would reset the board on every boot.
             self.log.warning("journal region holds foreign data (%s); starting a new journal "
-                             "(a journal file is kept aside as energy.img.foreign)", exc)
+                             "(journal files are kept aside as <name>.foreign)", exc)
             self.store_device = self.board.reclaim_journal(device)
             store = EnergyStore(self.store_device)
             store.format()

@@ -58,32 +58,45 @@ class Board:
         return Pin(cfg["drdy_pin"], Pin.IN, Pin.PULL_UP)
 
     def journal_device(self):
-        from gateway.flashdev import FileBlockDevice
+        """The journal as block files on the board's filesystem (a single ``energy.img`` from an
+        earlier version is moved into them first, byte for byte)."""
+        from gateway.flashdev import BlockFilesDevice, adopt_image
 
-        return FileBlockDevice(self.path("energy.img"), JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
+        path = self.path("energy.d")
+        adopt_image(self.path("energy.img"), path, JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
+        return BlockFilesDevice(path, JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
 
     def reclaim_journal(self, device):
         """The journal device holds data that is not a journal; return a device to format.
 
-        A journal file is moved aside (kept as ``energy.img.foreign``, nothing is destroyed) and a
-        blank one takes its place. A dedicated flash region is returned as it is: nothing but the
+        Journal files are moved aside (kept as ``<name>.foreign``, nothing is destroyed) and blank
+        ones take their place. A dedicated flash region is returned as it is: nothing but the
         journal lives there, and foreign bytes only mean it was never formatted (a first boot
         after flashing our image over a layout that kept a filesystem in that range).
         """
-        from gateway.flashdev import FileBlockDevice
+        from gateway.flashdev import BlockFilesDevice, FileBlockDevice
 
-        if not isinstance(device, FileBlockDevice):
+        if not isinstance(device, (FileBlockDevice, BlockFilesDevice)):
             return device
         import os
 
         device.close()
         kept = device.path + ".foreign"
         try:
-            os.remove(kept)
+            names = os.listdir(kept)
+        except OSError:
+            names = None  # not a folder: a file, or nothing
+        try:
+            if names is not None:
+                for name in names:
+                    os.remove(kept + "/" + name)
+                os.rmdir(kept)
+            else:
+                os.remove(kept)
         except OSError:
             pass  # no older copy to replace
         os.rename(device.path, kept)
-        return FileBlockDevice(device.path, device.block_size, device.block_count)
+        return type(device)(device.path, device.block_size, device.block_count)
 
     def archive_journal(self, device, seq):
         """Copy the whole journal device into ``energy.<seq>.img`` (a journal image that

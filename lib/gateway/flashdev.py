@@ -1,14 +1,27 @@
-"""A block device kept in a file: the journal's home on stock firmware, which has no spare
-flash partition, and on the PC.
+"""Block devices kept in files: the journal's home on stock firmware, which has no spare flash
+partition, and on the PC.
 
-``FileBlockDevice(path, block_size, block_count)`` speaks the extended block-device protocol and
-behaves like NOR flash, so the journal code runs exactly as it does on a real partition: an
-erase writes 0xFF, a program ANDs the new bytes into the old ones. A missing file is created
-erased; an existing file of another size is refused rather than reinterpreted.
+Both speak the extended block-device protocol and behave like NOR flash, so the journal code
+runs exactly as it does on a real partition: an erase writes 0xFF, a program ANDs the new bytes
+into the old ones.
 
-On a board the file lives on littlefs, which makes each flushed write atomic and does its own
+- ``BlockFilesDevice(dir, block_size, block_count)``: one file per block (``dir/0`` ...). What
+  the gateway uses. On littlefs a changed file is written to a new block whole, and a file's
+  blocks after a change are rewritten too: one 64 KiB file cost 10 to 13 block erases per
+  journal commit, a 4 KiB file per block about one (measured on MicroPython's VfsLfs2, see
+  BENCHMARKS.md "Flash life"). Missing files are created erased, all of them or none (they are
+  made in ``dir.new`` and renamed); a block file of another size is refused.
+- ``FileBlockDevice(path, block_size, block_count)``: one file for the whole device, the layout
+  of a raw flash image (``rbamp journal`` reads these, and journals kept aside are such files).
+  A missing file is created erased; an existing file of another size is refused rather than
+  reinterpreted.
+
+On a board the files live on littlefs, which makes each flushed write atomic and does its own
 wear levelling underneath; the journal still adds what littlefs does not give: a record that
 is never lost to a torn file update, and totals that cannot go backwards.
+
+    device = BlockFilesDevice("/energy.d", 4096, 16)
+    store = gateway.store.EnergyStore(device)
 """
 
 try:
@@ -124,3 +137,138 @@ class FileBlockDevice:
         if op in (_IOCTL_INIT, _IOCTL_DEINIT):
             return 0
         return None
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_tree(path):
+    for name in os.listdir(path):
+        os.remove(path + "/" + name)
+    os.rmdir(path)
+
+
+class BlockFilesDevice:
+    def __init__(self, path, block_size=4096, block_count=16):
+        if block_size < 16 or block_count < 1:
+            raise ValueError("block_size must be >= 16 and block_count >= 1")
+        self.path = path
+        self.block_size = block_size
+        self.block_count = block_count
+        self._ff_block = b"\xff" * block_size
+        self._scratch = bytearray(block_size)
+        if not _exists(path):
+            self._create()
+        for block in range(block_count):
+            size = _file_size(self._name(block))
+            if size != block_size:
+                raise ValueError("%s holds %d bytes, not %d: the journal's block files are damaged "
+                                 "or of another geometry; move the folder aside"
+                                 % (self._name(block), size, block_size))
+
+    def _name(self, block, base=None):
+        return "%s/%d" % (base or self.path, block)
+
+    def _create(self):
+        # All block files or none: made beside the journal's place, then renamed into it.
+        making = self.path + ".new"
+        if _exists(making):
+            _remove_tree(making)  # an earlier creation cut short: nothing was in it yet
+        os.mkdir(making)
+        for block in range(self.block_count):
+            with open(self._name(block, making), "wb") as f:
+                f.write(self._ff_block)
+        os.rename(making, self.path)
+
+    def close(self):
+        pass  # no file stays open between operations
+
+    def _check(self, block, offset, length):
+        if not 0 <= block < self.block_count or offset < 0 or offset + length > self.block_size:
+            raise OSError(22, "block %r offset %r length %r out of range" % (block, offset, length))
+
+    def readblocks(self, block, buf, offset=0):
+        length = len(buf)
+        done = 0
+        while done < length:
+            b = block + (offset + done) // self.block_size
+            within = (offset + done) % self.block_size
+            n = min(length - done, self.block_size - within)
+            self._check(b, within, n)
+            with open(self._name(b), "rb") as f:
+                f.seek(within)
+                got = f.readinto(memoryview(buf)[done:done + n])
+            if got != n:
+                raise OSError(5, "short read from %s" % self._name(b))
+            done += n
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            for b in range(block, block + len(buf) // self.block_size):
+                self._erase(b)
+            offset = 0
+        length = len(buf)
+        done = 0
+        view = memoryview(self._scratch)
+        while done < length:
+            b = block + (offset + done) // self.block_size
+            within = (offset + done) % self.block_size
+            n = min(length - done, self.block_size - within)
+            self._check(b, within, n)
+            part = view[:n]
+            with open(self._name(b), "r+b") as f:
+                f.seek(within)
+                f.readinto(part)
+                for i in range(n):
+                    part[i] &= buf[done + i]
+                f.seek(within)
+                f.write(part)
+            done += n
+
+    def _erase(self, block):
+        self._check(block, 0, self.block_size)
+        with open(self._name(block), "r+b") as f:
+            f.write(self._ff_block)
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_BLOCK_COUNT:
+            return self.block_count
+        if op == _IOCTL_BLOCK_SIZE:
+            return self.block_size
+        if op == _IOCTL_BLOCK_ERASE:
+            self._erase(arg)
+            return 0
+        if op in (_IOCTL_SYNC, _IOCTL_INIT, _IOCTL_DEINIT):
+            return 0  # every write is closed (and so committed) before it returns
+        return None
+
+
+def adopt_image(image_path, dir_path, block_size, block_count):
+    """Move a single-file journal (what earlier versions kept) into block files, keeping every
+    byte. The block files appear whole (made aside, then renamed); the old file is removed only
+    after that, so a power cut at any point leaves one complete copy or both."""
+    if _exists(dir_path):
+        if _exists(image_path):
+            os.remove(image_path)  # the move had finished: the block files hold these bytes
+        return False
+    if not _exists(image_path) or _file_size(image_path) != block_size * block_count:
+        return False
+    making = dir_path + ".new"
+    if _exists(making):
+        _remove_tree(making)
+    os.mkdir(making)
+    buf = bytearray(block_size)
+    with open(image_path, "rb") as src:
+        for block in range(block_count):
+            if src.readinto(buf) != block_size:
+                raise OSError(5, "short read from %s" % image_path)
+            with open("%s/%d" % (making, block), "wb") as f:
+                f.write(buf)
+    os.rename(making, dir_path)
+    os.remove(image_path)
+    return True

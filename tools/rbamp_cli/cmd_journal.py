@@ -9,11 +9,13 @@ modules; version-1 records (and the anonymous module of ``channels=``) can be sp
 """
 
 import argparse
+import os
 
 DESCRIPTION = """\
 Decode an energy journal image: the raw bytes of the ESP32 'energy' partition (e.g.
-esptool.py read_flash), the energy.img file the gateway keeps on stock firmware, or an archived
-copy of either (energy.<seq>.img). Prints the totals the gateway would resume from (mWh
+esptool.py read_flash), the energy.d folder of block files the gateway keeps on stock firmware
+(copied off the board with mpremote cp -r), an energy.img file of earlier versions, or an
+archived copy (energy.<seq>.img). Prints the totals the gateway would resume from (mWh
 counters shown as Wh: import and export per channel of each module the newest record names)
 and the newest records of every format version (sequence, reason, layout, values). Version-1
 records hold every module's channels in config order without saying whose they are;
@@ -67,11 +69,27 @@ class ImageDevice:
         return 0
 
 
+def _read_folder(path):
+    """The journal's block files (``energy.d`` on a board: ``0``, ``1``, ...) as one image."""
+    from rbamp_cli.errors import CliError
+
+    blocks = []
+    while os.path.exists(os.path.join(path, str(len(blocks)))):
+        with open(os.path.join(path, str(len(blocks))), "rb") as handle:
+            blocks.append(handle.read())
+    if not blocks:
+        raise CliError("%s is a folder without journal block files (0, 1, ...)" % path)
+    return b"".join(blocks)
+
+
 def _read_image(path, block_size):
     from rbamp_cli.errors import CliError
 
-    with open(path, "rb") as handle:
-        data = handle.read()
+    if os.path.isdir(path):
+        data = _read_folder(path)
+    else:
+        with open(path, "rb") as handle:
+            data = handle.read()
     if not data:
         raise CliError("%s is empty" % path)
     if len(data) % block_size:

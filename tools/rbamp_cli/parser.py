@@ -161,7 +161,7 @@ def build_parser():
 
     journal = command("journal", cmd_journal.run_journal, "decode an energy journal image pulled from a board",
                       [common, as_json], cmd_journal.DESCRIPTION)
-    journal.add_argument("image", metavar="IMAGE", help="the journal's raw bytes (energy partition or energy.img)")
+    journal.add_argument("image", metavar="IMAGE", help="the journal's raw bytes (energy partition, energy.img) or its energy.d folder of block files")
     journal.add_argument("--block-size", type=values.positive_int, default=cmd_journal.default_block_size(),
                          metavar="BYTES", help="erase block size (default %(default)s, the gateway's)")
     journal.add_argument("--modules", type=cmd_journal.module_layout, metavar="ADDR:CH[,...]",
