@@ -193,9 +193,10 @@ if [ -n "${BUILD_DIR:-}" ]; then
     build_dir=$(mkdir -p "$BUILD_DIR" && cd "$BUILD_DIR" && pwd)
     build_args=(BUILD="$build_dir")
 fi
-# cmake configures a build folder once, with absolute paths: a folder configured for another
-# source tree or board folder (a moved clone) is started afresh.
-configured_for="$mpy_dir $board_dir"
+# cmake configures a build folder once, with absolute paths, and make regenerates files when their
+# inputs change, not when the environment does: a folder built for another source tree or board
+# folder (a moved clone), other settings above or another version of this script is started afresh.
+configured_for="$mpy_dir $board_dir $SOURCE_DATE_EPOCH $PYTHONHASHSEED ${MICROPY_GIT_TAG:-} $(sha256sum < "$0" | cut -c1-16)"
 if [ -f "$build_dir/.rbamp-configured-for" ] && [ "$(cat "$build_dir/.rbamp-configured-for")" != "$configured_for" ]; then
     rm -rf "$build_dir"
 fi
