@@ -204,7 +204,8 @@ def test_the_block_files_folder_of_a_stock_board_reads_like_the_image(capsys, tm
     folder.mkdir()
     data = path.read_bytes()
     for block in range(len(data) // 4096):
-        (folder / str(block)).write_bytes(data[block * 4096:(block + 1) * 4096])
+        (folder / str(block)).mkdir()
+        (folder / str(block) / "b").write_bytes(data[block * 4096:(block + 1) * 4096])
     from_folder = cli(capsys, "journal", str(folder), "--json", "--all").json()
     from_image = cli(capsys, "journal", str(path), "--json", "--all").json()
     from_folder.pop("image")

@@ -8,23 +8,20 @@ import os
 
 import xrt
 from gateway.boards import Board
-from gateway.flashdev import BlockFilesDevice, adopt_image
+from gateway.flashdev import BlockFilesDevice, adopt_image, remove_tree
 from gateway.store import EnergyStore
 
 
 def _clean(*paths):
     for path in paths:
         try:
-            names = os.listdir(path)
+            os.stat(path)
         except OSError:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
             continue
-        for name in names:
-            os.remove(path + "/" + name)
-        os.rmdir(path)
+        try:
+            os.remove(path)
+        except OSError:
+            remove_tree(path)
 
 
 def _board(name):
@@ -78,11 +75,12 @@ def test_a_creation_cut_short_is_started_again_and_a_damaged_block_file_refused(
     path = xrt.tmp_path("bf-create")
     _clean(path, path + ".new")
     os.mkdir(path + ".new")
-    with open(path + ".new/0", "wb") as f:
+    os.mkdir(path + ".new/0")
+    with open(path + ".new/0/b", "wb") as f:
         f.write(b"\xff" * 100)  # a power cut while the files were made
     BlockFilesDevice(path, 512, 2)
     assert sorted(os.listdir(path)) == ["0", "1"]
-    with open(path + "/1", "wb") as f:
+    with open(path + "/1/b", "wb") as f:
         f.write(b"\xff" * 10)
     error = xrt.raises(ValueError, BlockFilesDevice, path, 512, 2)
     assert "holds 10 bytes, not 512" in str(error)
@@ -114,7 +112,7 @@ def test_foreign_block_files_are_kept_aside_and_blank_ones_made():
     device = board.journal_device()
     device.writeblocks(0, b"\x12" * 4096, 0)
     fresh = board.reclaim_journal(device)
-    with open(board.path("energy.d.foreign/0"), "rb") as f:
+    with open(board.path("energy.d.foreign/0/b"), "rb") as f:
         assert f.read() == b"\x12" * 4096
     buf = bytearray(4096)
     fresh.readblocks(0, buf)

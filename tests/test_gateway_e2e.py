@@ -214,7 +214,7 @@ def test_a_journal_file_holding_foreign_data_is_kept_aside_and_a_new_journal_sta
     watcher = Watcher(broker.port)
     gateway = run(base_config(broker.port), name="gw")
     watcher.wait_for(lambda: _latest(watcher, "totals"), 20, "totals")
-    kept = b"".join((data_dir / "energy.d.foreign" / str(b)).read_bytes() for b in range(16))
+    kept = b"".join((data_dir / "energy.d.foreign" / str(b) / "b").read_bytes() for b in range(16))
     assert kept == foreign and not (data_dir / "energy.img").exists()
     assert "foreign data" in gateway.log() and "Traceback" not in gateway.log()
     gateway.stop()

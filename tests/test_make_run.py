@@ -19,7 +19,7 @@ def test_make_run_shows_what_a_subscriber_receives_and_stops_cleanly(tmp_path):
     assert "availability           online" in screens
     assert '"status": "ok"' in screens and "totals" in screens, screens[-3000:]
     assert "INFO stopping" in screens and "gateway exited with 0" in screens
-    assert os.path.exists(tmp_path / "run" / "energy.d" / "0")
+    assert os.path.exists(tmp_path / "run" / "energy.d" / "0" / "b")
 
 
 def _descendants(pid):

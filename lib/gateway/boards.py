@@ -74,7 +74,7 @@ class Board:
         journal lives there, and foreign bytes only mean it was never formatted (a first boot
         after flashing our image over a layout that kept a filesystem in that range).
         """
-        from gateway.flashdev import BlockFilesDevice, FileBlockDevice
+        from gateway.flashdev import BlockFilesDevice, FileBlockDevice, remove_tree
 
         if not isinstance(device, (FileBlockDevice, BlockFilesDevice)):
             return device
@@ -83,14 +83,9 @@ class Board:
         device.close()
         kept = device.path + ".foreign"
         try:
-            names = os.listdir(kept)
-        except OSError:
-            names = None  # not a folder: a file, or nothing
-        try:
-            if names is not None:
-                for name in names:
-                    os.remove(kept + "/" + name)
-                os.rmdir(kept)
+            os.stat(kept)
+            if isinstance(device, BlockFilesDevice):
+                remove_tree(kept)
             else:
                 os.remove(kept)
         except OSError:

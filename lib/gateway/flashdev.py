@@ -5,11 +5,13 @@ Both speak the extended block-device protocol and behave like NOR flash, so the 
 runs exactly as it does on a real partition: an erase writes 0xFF, a program ANDs the new bytes
 into the old ones.
 
-- ``BlockFilesDevice(dir, block_size, block_count)``: one file per block (``dir/0`` ...). What
-  the gateway uses. On littlefs a changed file is written to a new block whole, and a file's
-  blocks after a change are rewritten too: one 64 KiB file cost 10 to 13 block erases per
-  journal commit, a 4 KiB file per block about one (measured on MicroPython's VfsLfs2, see
-  BENCHMARKS.md "Flash life"). Missing files are created erased, all of them or none (they are
+- ``BlockFilesDevice(dir, block_size, block_count)``: one file per block, each in a folder of
+  its own (``dir/0/b``, ``dir/1/b``, ...). What the gateway uses. On littlefs a changed file is
+  written to a new block whole, and a file's blocks after a change are rewritten too: one 64 KiB
+  file cost 10 to 13 block erases per journal commit, a 4 KiB file per block about one
+  (measured on MicroPython's VfsLfs2, see BENCHMARKS.md "Flash life"). A file's size and place
+  are kept in its folder's metadata, which littlefs rewrites (erases) every few commits: a
+  folder per block spreads that over 16 metadata pairs instead of wearing one. Missing files are created erased, all of them or none (they are
   made in ``dir.new`` and renamed); a block file of another size is refused.
 - ``FileBlockDevice(path, block_size, block_count)``: one file for the whole device, the layout
   of a raw flash image (``rbamp journal`` reads these, and journals kept aside are such files).
@@ -147,9 +149,13 @@ def _exists(path):
         return False
 
 
-def _remove_tree(path):
+def remove_tree(path):
     for name in os.listdir(path):
-        os.remove(path + "/" + name)
+        inner = path + "/" + name
+        try:
+            os.remove(inner)
+        except OSError:
+            remove_tree(inner)  # a folder
     os.rmdir(path)
 
 
@@ -172,15 +178,16 @@ class BlockFilesDevice:
                                  % (self._name(block), size, block_size))
 
     def _name(self, block, base=None):
-        return "%s/%d" % (base or self.path, block)
+        return "%s/%d/b" % (base or self.path, block)
 
     def _create(self):
         # All block files or none: made beside the journal's place, then renamed into it.
         making = self.path + ".new"
         if _exists(making):
-            _remove_tree(making)  # an earlier creation cut short: nothing was in it yet
+            remove_tree(making)  # an earlier creation cut short: nothing was in it yet
         os.mkdir(making)
         for block in range(self.block_count):
+            os.mkdir("%s/%d" % (making, block))
             with open(self._name(block, making), "wb") as f:
                 f.write(self._ff_block)
         os.rename(making, self.path)
@@ -260,14 +267,15 @@ def adopt_image(image_path, dir_path, block_size, block_count):
         return False
     making = dir_path + ".new"
     if _exists(making):
-        _remove_tree(making)
+        remove_tree(making)
     os.mkdir(making)
     buf = bytearray(block_size)
     with open(image_path, "rb") as src:
         for block in range(block_count):
             if src.readinto(buf) != block_size:
                 raise OSError(5, "short read from %s" % image_path)
-            with open("%s/%d" % (making, block), "wb") as f:
+            os.mkdir("%s/%d" % (making, block))
+            with open("%s/%d/b" % (making, block), "wb") as f:
                 f.write(buf)
     os.rename(making, dir_path)
     os.remove(image_path)

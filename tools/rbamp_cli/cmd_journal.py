@@ -70,15 +70,15 @@ class ImageDevice:
 
 
 def _read_folder(path):
-    """The journal's block files (``energy.d`` on a board: ``0``, ``1``, ...) as one image."""
+    """The journal's block files (``energy.d`` on a board: ``0/b``, ``1/b``, ...) as one image."""
     from rbamp_cli.errors import CliError
 
     blocks = []
-    while os.path.exists(os.path.join(path, str(len(blocks)))):
-        with open(os.path.join(path, str(len(blocks))), "rb") as handle:
+    while os.path.isfile(os.path.join(path, str(len(blocks)), "b")):
+        with open(os.path.join(path, str(len(blocks)), "b"), "rb") as handle:
             blocks.append(handle.read())
     if not blocks:
-        raise CliError("%s is a folder without journal block files (0, 1, ...)" % path)
+        raise CliError("%s is a folder without journal block files (0/b, 1/b, ...)" % path)
     return b"".join(blocks)
 
 
