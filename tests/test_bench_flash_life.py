@@ -47,7 +47,7 @@ def _via_mpy32(placement, backlog, hours=2):
     except SystemExit:
         raise xrt.Skip("no 32-bit MicroPython")
     return bench_flash_life.run_scenario(binary, {"period_s": 60, "hours": hours, "placement": placement,
-                                                  "backlog": backlog, "outage": False, "fs_blocks": 48})
+                                                  "backlog": backlog, "outage": False, "fs_blocks": 72})
 
 
 def test_stock_journal_file_shares_the_littlefs_and_the_report_renders():
