@@ -5,6 +5,8 @@ against simulated modules and the NOR flash model (tests/support_gateway.py)."""
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
+import os
+
 from gateway.flashdev import FileBlockDevice
 from gateway.store import EnergyStore
 from rbampsim import loads
@@ -262,3 +264,21 @@ def test_config_declaring_another_channel_count_keeps_the_old_totals_aside():
     assert after.layout == [(0x50, 1)] and after.totals == [0, 0]
     kept = EnergyStore(FileBlockDevice(rig.data_dir + "/energy.%d.img" % before.seq, 4096, 16)).load()
     assert kept.totals == before.totals
+
+
+def test_a_fallback_config_never_changes_the_journal():
+    from gateway.config import LoadResult
+
+    rig = Rig("fallback", [("UI2", 0x04, 0x50, constant(900.0, 100.0)), ("UI1", 0x04, 0x51, constant(400.0))])
+    boot(rig, config([{"address": 0x50}, {"address": 0x51}]), 130)
+    before = journal(rig)
+    # config.json broken: safe mode with the defaults (module 0x50 only)
+    safe = config([{"address": 0x50, "channels": 1}])
+    safe = LoadResult(safe.config, False, "config.json: not valid JSON", "defaults", True)
+    gateway, log = boot(rig, safe, 130)
+    _ok(log)
+    assert "the journal's modules are kept as they are" in log.text()
+    after = journal(rig)
+    assert after.layout == before.layout and after.seq > before.seq
+    assert after.totals[4] > before.totals[4]  # 0x51 is metered too: the journal named it
+    assert "energy.%d.img" % before.seq not in os.listdir(rig.data_dir)  # nothing to keep aside

@@ -134,6 +134,11 @@ class Gateway:
             self.log.warning("%s", plan.deferred)
             return
         self._v1_state = None
+        if plan.dropped and not self.config_result.ok:
+            metering.journal_hold = ("config.json is not in use (%s): the journal is left as it is"
+                                     % "; ".join(plan.dropped))
+            self.log.warning("%s", metering.journal_hold)
+            return
         if plan.dropped:
             try:
                 kept = self.board.archive_journal(self.store_device, state.seq)
@@ -359,6 +364,11 @@ class Gateway:
         except Exception as exc:  # no journal (or one this code must not write): meter on, say so
             self.store = None
             self.log.error("energy journal unavailable, totals are not kept: %s", exc)
+        if not self.config_result.ok and state is not None and state.layout is not None:
+            from gateway.layout import keep_journal_modules
+
+            cfg["modules"] = keep_journal_modules(cfg["modules"], state)
+            self.log.warning("config.json is not in use: the journal's modules are kept as they are")
         modules = self._make_modules(state)
         policy = None
         if self.store is not None:

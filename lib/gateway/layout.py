@@ -100,6 +100,28 @@ def journal_totals(state, address, channels):
     return state.totals[entry[2]:entry[2] + 2 * channels]
 
 
+def keep_journal_modules(config_modules, state):
+    """The modules to run with when the config is not the user's own valid config.json (a last
+    good copy, or defaults in safe mode): such a config must not change the journal, so the
+    journal's modules are added to it, with the journal's channel counts."""
+    if state is None or state.layout is None:
+        return list(config_modules)
+    counts = {}
+    for address, channels in state.layout:
+        counts[address] = channels
+    out = []
+    for module in config_modules:
+        module = dict(module)
+        if module["address"] in counts:
+            module["channels"] = counts.pop(module["address"])
+        out.append(module)
+    for address, channels in state.layout:
+        if address in counts:
+            out.append({"address": address, "channels": channels, "label": None, "sensor_class": None,
+                        "ct_models": None})
+    return out
+
+
 class LayoutPlan:
     def __init__(self):
         self.layout = []      # [(address, channels)] of the modules known now, config order
