@@ -12,8 +12,9 @@ into the old ones.
   (measured on MicroPython's VfsLfs2, see BENCHMARKS.md "Flash life"). A file's size and place
   are kept in its folder's metadata, which littlefs rewrites (erases) every few commits: a
   folder per block spreads that over 16 metadata pairs instead of wearing one. The price: each
-  folder's metadata pair takes 2 filesystem blocks, 128 KiB for 16 (plus the 64 KiB of data). Missing files are created erased, all of them or none (they are
-  made in ``dir.new`` and renamed); a block file of another size is refused.
+  folder's metadata pair takes 2 filesystem blocks, 128 KiB for 16 (plus the 64 KiB of data).
+  Missing files are created erased, all of them or none (they are made in ``dir.new`` and
+  renamed); a block file of another size is refused.
 - ``FileBlockDevice(path, block_size, block_count)``: one file for the whole device, the layout
   of a raw flash image (``rbamp journal`` reads these, and journals kept aside are such files).
   A missing file is created erased; an existing file of another size is refused rather than
