@@ -170,7 +170,8 @@ export class I2CBridge {
       }
     }
     if (drdy.next >= 0) {
-      const inNs = Math.max(0, (drdy.next - this.nowUs()) * 1000);
+      // never at the same instant again: that could spin in one place of emulated time
+      const inNs = Math.max(1000, (drdy.next - this.nowUs()) * 1000);
       this.drdyAlarm.schedule(inNs);
     } else {
       this.drdyAlarm.cancel();

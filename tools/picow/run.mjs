@@ -46,7 +46,8 @@ const USAGE = `usage: node tools/picow/run.mjs [options]
   --event SPEC            SECONDS:KIND:ADDR[:ARG..] (unplug, plug, reboot, power-cycle, nack,
                           nack-rate, ghost, stuck, unstuck; see simbridge.py)
   --step JSON             {"wait": TEXT[, "capture": NAME]} | {"send": TEXT} | {"run_s": S}
-                          | {"exec": CODE, "capture": NAME} (raw REPL), in order (repeatable)
+                          | {"boot": N} (the Nth boot has begun) | {"exec": CODE, "capture":
+                          NAME} (raw REPL, back to the friendly REPL after), in order (repeatable)
   --until TEXT            a last step: wait for TEXT on the console
   --cut N[:FRACTION]      power cut at the Nth flash erase/program of a boot (repeatable: one per
                           boot, in order); FRACTION of it lands (default: a random 0..1)
@@ -56,10 +57,12 @@ const USAGE = `usage: node tools/picow/run.mjs [options]
   --timeout-s S           emulated-time deadline (default 60)
   --wall-timeout-s S      wall-clock deadline (default 600)
   --save-flash FILE       flash contents at the end
+  --save-journal FILE     the energy journal's 64 KiB at the end (for \`rbamp journal FILE\`)
   --report FILE           JSON report: exit, times, boots, reboots, cuts, captures, sim truth
   --python EXE            Python for the simulated modules (default .venv/bin/python)
   --quiet                 do not echo the console to stdout
   --timestamps            log every console chunk with its emulated time (stderr)
+  --progress              log the emulated time and PC every 2 s of wall time (stderr)
   --stock-cdc             rp2040js's own CDC host (OUT always armed: the interrupt storm), to compare`;
 
 function fail(message) {
@@ -86,11 +89,13 @@ function parseCli(argv) {
       'timeout-s': { type: 'string', default: '60' },
       'wall-timeout-s': { type: 'string', default: '600' },
       'save-flash': { type: 'string' },
+      'save-journal': { type: 'string' },
       report: { type: 'string' },
       python: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       timestamps: { type: 'boolean', default: false },
       'stock-cdc': { type: 'boolean', default: false },
+      progress: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -355,6 +360,8 @@ async function main() {
         const end = at + step.wait.length;
         if (step.capture) report.captures[step.capture] = consoleSink.text.slice(0, end);
         consoleSink.text = consoleSink.text.slice(end);
+      } else if (step.boot !== undefined) {
+        if (report.boots.length < step.boot) return;
       } else if (step.run_s !== undefined) {
         if (runUntilNs === null) runUntilNs = nowNs() + step.run_s * 1e9;
         if (nowNs() < runUntilNs) return;
@@ -370,6 +377,7 @@ async function main() {
   boot('power-on');
   const cycleNs = 8; // 125 MHz
   let exitCode = 0;
+  let lastProgress = Date.now();
   try {
     for (;;) {
       const { rp2040, clock } = board;
@@ -414,6 +422,11 @@ async function main() {
         boot(board.reset);
         continue;
       }
+      if (values.progress && Date.now() - lastProgress > 2000) {
+        lastProgress = Date.now();
+        log(`progress: ${(nowNs() / 1e9).toFixed(3)} s emulated, PC 0x${(board.rp2040.core.PC >>> 0).toString(16)}` +
+          `, waiting ${board.rp2040.core.waiting}, next alarm in ${board.clock.nanosToNextAlarm} ns`);
+      }
       advanceSteps();
       if (stepIndex >= steps.length && report.cuts.length >= cuts.length && steps.length) {
         report.exit = 0;
@@ -454,6 +467,10 @@ async function main() {
   }
   if (sim) sim.close();
   if (values['save-flash']) dump(values['save-flash']);
+  if (values['save-journal']) {
+    fs.writeFileSync(values['save-journal'],
+      flashImage.subarray(LAYOUT.journalStart, LAYOUT.journalStart + LAYOUT.journalLength));
+  }
   report.console = consoleSink.all.join('');
   if (values.report) fs.writeFileSync(values.report, JSON.stringify(report, null, 1));
   log(`${report.reason || 'stopped'}: ${report.emulated_s.toFixed(3)} s emulated in ${report.wall_s.toFixed(1)} s wall, ` +

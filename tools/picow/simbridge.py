@@ -104,8 +104,9 @@ class Bridge:
                 clock.advance_us(at - clock.now_us())
             self._apply(kind, module, args)
         now = clock.now_us()
-        if t_us > now:
-            clock.advance_us(t_us - now)
+        # advance_us(0) still fires listeners due right now: a deadline at exactly this instant
+        # (asked for by the runner's DRDY alarm) must not be reported as due again and again
+        clock.advance_us(t_us - now if t_us > now else 0)
         for module in self.modules:
             module.sync()
 
