@@ -7,27 +7,8 @@ from gateway.metering import MeteredModule, Metering
 from gateway.store import EnergyStore
 from norflash import NorFlash
 from rbamp import RbAmp
+from gateway_rig import ListLog
 from rbampsim import SimI2C, SimModule, VirtualClock, loads
-
-
-class ListLog:
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level, fmt, *args):
-        self.lines.append(level + ": " + (fmt % args if args else fmt))
-
-    def debug(self, fmt, *args):
-        self._add("debug", fmt, *args)
-
-    def info(self, fmt, *args):
-        self._add("info", fmt, *args)
-
-    def warning(self, fmt, *args):
-        self._add("warning", fmt, *args)
-
-    def error(self, fmt, *args):
-        self._add("error", fmt, *args)
 
 
 def _rig(period_s=60, store=True, mains_loss_v=0):

@@ -48,16 +48,96 @@ def _file_size(path):
         return -1
 
 
-class FileBlockDevice:
-    def __init__(self, path, block_size=4096, block_count=16):
+class _NorOnFiles:
+    """NOR flash behaviour over files, what both devices share: a program ANDs, an erase writes
+    0xFF, and a transfer is cut at block edges (``_open(block)`` gives the file holding a block
+    and the block's offset in it)."""
+
+    def _setup(self, path, block_size, block_count):
         if block_size < 16 or block_count < 1:
             raise ValueError("block_size must be >= 16 and block_count >= 1")
         self.path = path
         self.block_size = block_size
         self.block_count = block_count
-        self.size = block_size * block_count
         self._ff_block = b"\xff" * block_size
         self._scratch = bytearray(block_size)
+
+    def _pieces(self, block, offset, length):
+        """(block, offset within it, length) of each part of a transfer, checked."""
+        done = 0
+        while done < length:
+            b = block + (offset + done) // self.block_size
+            within = (offset + done) % self.block_size
+            n = min(length - done, self.block_size - within)
+            if not 0 <= b < self.block_count or offset < 0:
+                raise OSError(22, "block %r offset %r out of range" % (block, offset))
+            yield b, within, n, done
+            done += n
+
+    def readblocks(self, block, buf, offset=0):
+        view = memoryview(buf)
+        for b, within, n, done in self._pieces(block, offset, len(buf)):
+            f, base = self._open(b)
+            try:
+                f.seek(base + within)
+                got = f.readinto(view[done:done + n])
+            finally:
+                self._done(f)
+            if got != n:
+                raise OSError(5, "short read from %s" % self.path)
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            # Simple protocol: whole blocks, erased first.
+            for b in range(block, block + len(buf) // self.block_size):
+                self._erase(b)
+            offset = 0
+        view = memoryview(self._scratch)
+        for b, within, n, done in self._pieces(block, offset, len(buf)):
+            part = view[:n]
+            f, base = self._open(b)
+            try:
+                f.seek(base + within)
+                f.readinto(part)
+                for i in range(n):
+                    part[i] &= buf[done + i]
+                f.seek(base + within)
+                f.write(part)
+            finally:
+                self._done(f)
+        self._sync()
+
+    def _erase(self, block):
+        if not 0 <= block < self.block_count:
+            raise OSError(22, "block %r out of range" % (block,))
+        f, base = self._open(block)
+        try:
+            f.seek(base)
+            f.write(self._ff_block)
+        finally:
+            self._done(f)
+        self._sync()
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_BLOCK_COUNT:
+            return self.block_count
+        if op == _IOCTL_BLOCK_SIZE:
+            return self.block_size
+        if op == _IOCTL_BLOCK_ERASE:
+            self._erase(arg)
+            return 0
+        if op == _IOCTL_SYNC:
+            self._sync()
+            return 0
+        if op in (_IOCTL_INIT, _IOCTL_DEINIT):
+            return 0
+        return None
+
+
+class FileBlockDevice(_NorOnFiles):
+    def __init__(self, path, block_size=4096, block_count=16):
+        self._setup(path, block_size, block_count)
+        self.size = block_size * block_count
         size = _file_size(path)
         if size < 0:
             with open(path, "wb") as f:
@@ -73,74 +153,21 @@ class FileBlockDevice:
             self._file.close()
             self._file = None
 
-    def _seek(self, block, offset, length):
+    def _open(self, block):
         if self._file is None:
             raise OSError(9, "device closed")
-        if not 0 <= block < self.block_count or offset < 0:
-            raise OSError(22, "block %r offset %r out of range" % (block, offset))
-        address = block * self.block_size + offset
-        if address + length > self.size:
-            raise OSError(22, "access beyond the device")
-        self._file.seek(address)
+        return self._file, block * self.block_size
 
-    def readblocks(self, block, buf, offset=0):
-        self._seek(block, offset, len(buf))
-        got = self._file.readinto(buf)
-        if got != len(buf):
-            raise OSError(5, "short read from %s" % self.path)
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            # Simple protocol: whole blocks, erased first.
-            for b in range(block, block + len(buf) // self.block_size):
-                self._erase(b)
-            offset = 0
-        length = len(buf)
-        done = 0
-        scratch = self._scratch
-        view = memoryview(scratch)
-        while done < length:
-            # A program never crosses into the next block's erase unit, chunk by block.
-            position = offset + done
-            block_now = block + position // self.block_size
-            within = position % self.block_size
-            n = min(length - done, self.block_size - within)
-            part = view[:n]
-            self._seek(block_now, within, n)
-            self._file.readinto(part)
-            for i in range(n):
-                part[i] &= buf[done + i]
-            self._seek(block_now, within, n)
-            self._file.write(part)
-            done += n
-        self._sync()
-
-    def _erase(self, block):
-        self._seek(block, 0, self.block_size)
-        self._file.write(self._ff_block)
-        self._sync()
+    def _done(self, f):
+        pass  # the one file stays open
 
     def _sync(self):
+        if self._file is None:
+            return
         self._file.flush()
         fsync = getattr(os, "fsync", None)
         if fsync is not None:
             fsync(self._file.fileno())
-
-    def ioctl(self, op, arg):
-        if op == _IOCTL_BLOCK_COUNT:
-            return self.block_count
-        if op == _IOCTL_BLOCK_SIZE:
-            return self.block_size
-        if op == _IOCTL_BLOCK_ERASE:
-            self._erase(arg)
-            return 0
-        if op == _IOCTL_SYNC:
-            if self._file is not None:
-                self._sync()
-            return 0
-        if op in (_IOCTL_INIT, _IOCTL_DEINIT):
-            return 0
-        return None
 
 
 def _exists(path):
@@ -161,15 +188,9 @@ def remove_tree(path):
     os.rmdir(path)
 
 
-class BlockFilesDevice:
+class BlockFilesDevice(_NorOnFiles):
     def __init__(self, path, block_size=4096, block_count=16):
-        if block_size < 16 or block_count < 1:
-            raise ValueError("block_size must be >= 16 and block_count >= 1")
-        self.path = path
-        self.block_size = block_size
-        self.block_count = block_count
-        self._ff_block = b"\xff" * block_size
-        self._scratch = bytearray(block_size)
+        self._setup(path, block_size, block_count)
         if not _exists(path):
             self._create()
         for block in range(block_count):
@@ -197,64 +218,14 @@ class BlockFilesDevice:
     def close(self):
         pass  # no file stays open between operations
 
-    def _check(self, block, offset, length):
-        if not 0 <= block < self.block_count or offset < 0 or offset + length > self.block_size:
-            raise OSError(22, "block %r offset %r length %r out of range" % (block, offset, length))
+    def _open(self, block):
+        return open(self._name(block), "r+b"), 0
 
-    def readblocks(self, block, buf, offset=0):
-        length = len(buf)
-        done = 0
-        while done < length:
-            b = block + (offset + done) // self.block_size
-            within = (offset + done) % self.block_size
-            n = min(length - done, self.block_size - within)
-            self._check(b, within, n)
-            with open(self._name(b), "rb") as f:
-                f.seek(within)
-                got = f.readinto(memoryview(buf)[done:done + n])
-            if got != n:
-                raise OSError(5, "short read from %s" % self._name(b))
-            done += n
+    def _done(self, f):
+        f.close()  # closing commits the write (littlefs)
 
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            for b in range(block, block + len(buf) // self.block_size):
-                self._erase(b)
-            offset = 0
-        length = len(buf)
-        done = 0
-        view = memoryview(self._scratch)
-        while done < length:
-            b = block + (offset + done) // self.block_size
-            within = (offset + done) % self.block_size
-            n = min(length - done, self.block_size - within)
-            self._check(b, within, n)
-            part = view[:n]
-            with open(self._name(b), "r+b") as f:
-                f.seek(within)
-                f.readinto(part)
-                for i in range(n):
-                    part[i] &= buf[done + i]
-                f.seek(within)
-                f.write(part)
-            done += n
-
-    def _erase(self, block):
-        self._check(block, 0, self.block_size)
-        with open(self._name(block), "r+b") as f:
-            f.write(self._ff_block)
-
-    def ioctl(self, op, arg):
-        if op == _IOCTL_BLOCK_COUNT:
-            return self.block_count
-        if op == _IOCTL_BLOCK_SIZE:
-            return self.block_size
-        if op == _IOCTL_BLOCK_ERASE:
-            self._erase(arg)
-            return 0
-        if op in (_IOCTL_SYNC, _IOCTL_INIT, _IOCTL_DEINIT):
-            return 0  # every write is closed (and so committed) before it returns
-        return None
+    def _sync(self):
+        pass  # every write was closed, and so committed, before it returned
 
 
 def adopt_image(image_path, dir_path, block_size, block_count):
