@@ -309,8 +309,13 @@ async function main() {
         current.cut = info;
       };
     }
-    rp2040.peripherals[0x40058].onWatchdogTrigger = () => {
+    const watchdog = rp2040.peripherals[0x40058];
+    watchdog.onWatchdogTrigger = () => {
       current.reset = 'watchdog';
+      // This chip is finished; its periodic alarm would otherwise fire again at the same instant
+      // for ever (counter at 0) and never let the runner see the reset.
+      watchdog.alarm.enable = false;
+      watchdog.timer.enable = false;
     };
     const usb = attachUsb(emu, rp2040, consoleSink, input, values['stock-cdc']);
     current.usb = usb;
