@@ -118,6 +118,16 @@ class _NorOnFiles:
             self._done(f)
         self._sync()
 
+    def _open(self, block):
+        """(file, offset of ``block`` in it): what each device defines."""
+        raise NotImplementedError
+
+    def _done(self, f):
+        raise NotImplementedError
+
+    def _sync(self):
+        raise NotImplementedError
+
     def ioctl(self, op, arg):
         if op == _IOCTL_BLOCK_COUNT:
             return self.block_count

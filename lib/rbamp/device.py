@@ -767,6 +767,11 @@ class RbAmp(Provisioning):
         return got
 
     @property
+    def last_latch_ms(self):
+        """``ticks_ms`` of the latest LATCH_PERIOD this object sent (begin()'s included)."""
+        return self._latch_ms
+
+    @property
     def window_us(self):
         """The module's RT window length in µs as measured by this master (200000 until learned)."""
         return self._windows.window_us

@@ -16,9 +16,9 @@ _PROGRESS_STEP_MS = 1000
 class Stopwatch:
     """Milliseconds since start from tick differences, so it never wraps (ticks wrap at 2**30)."""
 
-    def __init__(self, clock):
+    def __init__(self, clock, since_ms=None):
         self.clock = clock
-        self._last = clock.ticks_ms()
+        self._last = clock.ticks_ms() if since_ms is None else since_ms
         self._elapsed = 0
 
     def ms(self):
@@ -132,12 +132,12 @@ def run_period(args, out, session):
     if every_ms < 4 * WINDOW_MS:
         raise UsageError("--every must be at least 0.8 s (a period holds whole 200 ms windows)")
     truth_start = _truth_start(session, args.addr)
-    # begin() latched once to start the sequence, LATCH_SETTLE_MS ago: latches follow every_ms apart
-    watch = Stopwatch(session.clock)
+    # begin() latched once to start the sequence: latches follow every_ms apart from that one
+    watch = Stopwatch(session.clock, since_ms=dev.last_latch_ms)
     stale = 0
     for index in range(1, args.count + 1):
         label = "period %d/%d" % (index, args.count)
-        watch.wait_until(index * every_ms - LATCH_SETTLE_MS, _progress_reporter(out, label, every_ms))
+        watch.wait_until(index * every_ms, _progress_reporter(out, label, every_ms))
         try:
             p = dev.read_period_snapshot()
         except RbAmpStaleError as exc:
