@@ -282,3 +282,14 @@ def test_a_fallback_config_never_changes_the_journal():
     assert after.layout == before.layout and after.seq > before.seq
     assert after.totals[4] > before.totals[4]  # 0x51 is metered too: the journal named it
     assert "energy.%d.img" % before.seq not in os.listdir(rig.data_dir)  # nothing to keep aside
+
+
+def test_a_health_line_reaches_the_console_after_boot_and_every_ten_minutes():
+    rig = Rig("health", [("UI1", 0x04, 0x50, constant(500.0))])
+    gateway, log = boot(rig, config([{"address": 0x50}]), 31 + 600)
+    lines = [line for line in log.lines if "health: uptime" in line]
+    assert len(lines) == 2, lines
+    assert "periods 10" in lines[1] and "commit errors 0" in lines[1], lines
+    import gc
+
+    assert ("heap free None" in lines[0]) == (not hasattr(gc, "mem_free")), lines

@@ -15,6 +15,8 @@ VERSION = "0.1.0"
 SEED_TIMEOUT_MS = 3000
 WATCHDOG_MS = 8000
 STALL_MS = 5000  # the watchdog is fed only while samples keep coming
+HEALTH_FIRST_MS = 30000
+HEALTH_EVERY_MS = 600000
 
 
 class Gateway:
@@ -291,6 +293,19 @@ class Gateway:
                 dog.feed()
             await clock.asleep_ms(1000)
 
+    async def health(self):
+        """A line on the console 30 s after boot and every 10 minutes: what someone at the USB
+        console (or a test on the emulated chip) looks at first."""
+        clock = self.clock
+        await clock.asleep_ms(HEALTH_FIRST_MS)
+        while True:
+            metering = self.metering
+            self.log.info("health: uptime %d s, heap free %s B, used %s B, samples %d, periods %d, "
+                          "commits %d, commit errors %d, mains losses %d", self.uptime_ms // 1000,
+                          heap_free(), heap_used(), metering.samples, metering.periods, metering.commits,
+                          metering.commit_errors, metering.mains_losses)
+            await clock.asleep_ms(HEALTH_EVERY_MS)
+
     async def network(self):
         from gateway.backoff import Backoff
 
@@ -396,7 +411,7 @@ class Gateway:
                 self.log.warning("module %s does not answer (%s); its totals are kept and it is "
                                  "begun as soon as it does", module.key, module.error)
         tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
-                 self.publisher(), self.watchdog(), self.board.background()]
+                 self.publisher(), self.watchdog(), self.health(), self.board.background()]
         if not self.config_result.safe_mode and cfg["mqtt"].get("host"):
             self.link = self._make_link(modules)
             tasks.append(self.network())
@@ -459,6 +474,16 @@ def heap_used():
         return None
     gc.collect()
     return gc.mem_alloc()
+
+
+def heap_free():
+    """Bytes of free heap after a collection (MicroPython); None elsewhere."""
+    import gc
+
+    if not hasattr(gc, "mem_free"):
+        return None
+    gc.collect()
+    return gc.mem_free()
 
 
 def _mwh(values, ch):
