@@ -11,13 +11,14 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum |
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
 
-.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-deps
+.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-deps
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32"
 	@echo "make run    run the gateway on this PC (see README)"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
-	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy, bench-flash, bench-survival)"
+	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy, bench-flash, bench-survival,"
+	@echo "           bench-rp2040)"
 	@echo "make deploy PORT=/dev/ttyACM0 CONFIG=config.json   the gateway onto a board (mpremote;"
 	@echo "           deploy-mpy: precompiled, deploy-config: the config only)"
 
@@ -60,7 +61,7 @@ test: deps bench-deps
 # Benchmarks rewrite their section of BENCHMARKS.md and their plots in docs/bench/; each can run
 # on its own. Their plotting library is installed here, not for `make test`.
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
-BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy bench-flash bench-survival
+BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy bench-flash bench-survival bench-rp2040
 
 $(BENCH_STAMP): requirements-bench.txt | $(STAMP)
 	$(VPY) -m pip install -q -r requirements-bench.txt
@@ -93,6 +94,11 @@ bench-flash: deps bench-deps
 # the time from a mains collapse to the durable commit: the whole gateway on mpy32, virtual time.
 bench-survival: deps bench-deps
 	PYTHONPATH=tools $(VPY) tools/bench_survival.py --write
+
+# Our Pico W image on the emulated RP2040 (tools/picow): image size, boot time, heap over an
+# emulated hour (~16 min wall), CPU of the driver and the journal on the chip.
+bench-rp2040: deps bench-deps
+	$(VPY) tools/bench_rp2040.py --write
 
 bench: $(BENCH_TARGETS)
 

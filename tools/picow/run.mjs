@@ -58,7 +58,8 @@ const USAGE = `usage: node tools/picow/run.mjs [options]
   --wall-timeout-s S      wall-clock deadline (default 600)
   --save-flash FILE       flash contents at the end
   --save-journal FILE     the energy journal's 64 KiB at the end (for \`rbamp journal FILE\`)
-  --report FILE           JSON report: exit, times, boots, reboots, cuts, captures, sim truth
+  --report FILE           JSON report: exit, times, boots, reboots, cuts, captures (and the
+                          emulated time each matched: capture_s), sim truth
   --python EXE            Python for the simulated modules (default .venv/bin/python)
   --quiet                 do not echo the console to stdout
   --timestamps            log every console chunk with its emulated time (stderr)
@@ -271,6 +272,7 @@ async function main() {
     reboots: 0,
     cuts: [],
     captures: {},
+    capture_s: {}, // emulated time each captured wait matched (at most one 1 ms batch late)
     steps_done: 0,
     flash_ops: 0,
     i2c_transactions: 0,
@@ -335,8 +337,8 @@ async function main() {
     // Straight into boot2 at the start of flash, as rp2040js's own MicroPython demo does.
     rp2040.core.PC = 0x10000000;
     consoleSink.boot = '';
+    board = current; // before the start time is read: nowNs() counts the new chip's clock from here
     report.boots.push({ cause, start_s: nowNs() / 1e9, flash_ops: 0, console: '' });
-    board = current;
     log(`boot ${report.boots.length} (${cause}) at ${(nowNs() / 1e9).toFixed(3)} s emulated`);
   }
 
@@ -363,7 +365,10 @@ async function main() {
         const at = consoleSink.text.indexOf(step.wait);
         if (at < 0) return;
         const end = at + step.wait.length;
-        if (step.capture) report.captures[step.capture] = consoleSink.text.slice(0, end);
+        if (step.capture) {
+          report.captures[step.capture] = consoleSink.text.slice(0, end);
+          report.capture_s[step.capture] = nowNs() / 1e9;
+        }
         consoleSink.text = consoleSink.text.slice(end);
       } else if (step.boot !== undefined) {
         if (report.boots.length < step.boot) return;
