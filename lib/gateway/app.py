@@ -318,6 +318,10 @@ class Gateway:
                     self.log.info("network up")
                     self._sync_time()
                 except OSError as exc:
+                    if self.board.radio_failed:
+                        self.log.error("network: %s; metering and the journal go on without the "
+                                       "network; reset the board to try again", exc)
+                        return
                     delay = backoff.next_delay_ms()
                     self.log.warning("network: %s; retry in %d ms", exc, delay)
                     await self.clock.asleep_ms(delay)

@@ -30,6 +30,7 @@ class Board:
         from rbamp.clock import SYSTEM_CLOCK
 
         self.clock = SYSTEM_CLOCK
+        self.radio_failed = False  # the Wi-Fi chip did not start: not touched again until a reset
 
     def path(self, name):
         return self.data_dir + "/" + name if self.data_dir else "/" + name
@@ -129,12 +130,22 @@ class Board:
         wifi = cfg.get("wifi") or {}
         if not wifi.get("ssid"):
             raise OSError("wifi.ssid is not set in config.json")
-        wlan = network.WLAN(network.STA_IF)
-        wlan.active(True)
-        if wifi.get("hostname"):
-            network.hostname(wifi["hostname"])
-        if not wlan.isconnected():
-            wlan.connect(wifi["ssid"], wifi.get("password") or "")
+        if self.radio_failed:
+            raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
+        try:
+            wlan = network.WLAN(network.STA_IF)
+            wlan.active(True)
+            if wifi.get("hostname"):
+                network.hostname(wifi["hostname"])
+            if not wlan.isconnected():
+                wlan.connect(wifi["ssid"], wifi.get("password") or "")
+        except OSError as exc:
+            # The driver refuses (a wrong password or a missing network only show in the status,
+            # not as an error): the radio did not start. It is not started again: on the Pico W
+            # a second start after a failed one can block the whole CPU (seen on the emulated
+            # chip), and metering must go on without the network.
+            self.radio_failed = True
+            raise OSError("the Wi-Fi chip did not start (%s)" % exc)
         for _ in range(300):
             if wlan.isconnected():
                 return True
