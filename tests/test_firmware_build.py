@@ -3,7 +3,7 @@
 support_firmware.pico_w_image() and checked as built: where it sits in flash, its banner, what it
 freezes, that it names nothing of the machine that built it. The image's main.py
 (firmware/frozen/main.py) runs under MicroPython's unix port. A second build from a clean build
-folder in another clone path, compared byte for byte, costs a full build and runs only with
+folder in another clone path, compared byte for byte, costs a full build: it runs in CI (CI=true) and with
 RBAMP_FIRMWARE_REPRO=1."""
 
 import hashlib
@@ -113,8 +113,8 @@ def test_release_epoch_is_micropythons_commit_time():
     assert int(script_constant("MPY_RELEASE_EPOCH")) == first.mtime
 
 
-@pytest.mark.skipif(os.environ.get("RBAMP_FIRMWARE_REPRO") != "1",
-                    reason="a second full image build (1-3 minutes): run with RBAMP_FIRMWARE_REPRO=1")
+@pytest.mark.skipif(os.environ.get("RBAMP_FIRMWARE_REPRO") != "1" and os.environ.get("CI") != "true",
+                    reason="a second full image build (1-3 minutes): runs in CI, or with RBAMP_FIRMWARE_REPRO=1")
 def test_image_is_byte_reproducible_from_a_clean_build_in_another_clone(tmp_path):
     image = pico_w_image()
     clone = tmp_path / "elsewhere" / "clone"
