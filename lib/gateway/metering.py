@@ -69,10 +69,6 @@ class MeteredModule:
     def ready(self):
         return self.begun and self.status != "unreachable" and self.status != "wrong device"
 
-    @property
-    def has_voltage(self):
-        return self.begun and self.dev.has_voltage
-
     def restore(self, totals):
         """Counters from the journal (or seeded): ``[import, export] x channels``, never lower."""
         energy = self.energy
