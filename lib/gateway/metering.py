@@ -7,7 +7,13 @@ Energy per channel, in integer milliwatt-hours:
 - export: the master-side split of signed RT power sampled at the module's 5 Hz
   (``RbAmp.sample_bidirectional``).
 
-The journal holds ``[ch import, ch export, ...]`` over every module's channels in config order.
+The journal holds ``[ch import, ch export, ...]`` over the channels of every module whose channel
+count is known (gateway.layout), in config order, with each module's resume point. It is committed
+after every period latch (a period held only in RAM would be lost by a crash: the module restarted
+its accumulator at the latch), by the commit policy in between, and at once when the mains
+collapse (``mains_lost``: the open period's import from our own samples, settled at the next
+latch). A module that does not answer keeps its counters here and is retried every 5 s; when it
+answers, ``RbAmp.begin(resume=...)`` counts what it accumulated meanwhile.
 Nothing here waits on the network: the publisher reads what this module produces.
 """
 
