@@ -36,7 +36,7 @@ def test_cheap_figures_are_measured_on_the_chip_and_reported(tmp_path):
     for boot in result["boot"]["boots"]:
         assert boot["clean"], result["boot"]
         assert 0 < boot["main_s"] < boot["up_s"] < boot["first_sample_s"] < 10, result["boot"]
-    assert [boot["cause"] for boot in result["boot"]["boots"]] == ["power-on", "watchdog"]
+    assert [boot["cause"] for boot in result["boot"]["boots"]] == ["power-on", "power-on"]
 
     cpu = result["cpu"]
     fig = cpu["figures"]

@@ -275,27 +275,32 @@ def measure_cpu(tmp, repeats=REPEATS, commits=COMMITS, bus_repeats=None):
 
 def measure_boot(tmp):
     """From the chip's reset to the gateway's first RT sample (its ticks_us), and to 'up': the
-    first boot of a fresh board (the module is provisioned, the journal started) and the next
-    one (machine.reset(): the same flash, the module already provisioned)."""
+    first boot of a fresh board, then a power cycle of board and module with that flash (the
+    journal and the files kept; the simulated module starts afresh, so it is provisioned again).
+
+    Not a machine.reset() with the module powered through: after a reset the runner's simulated
+    modules run ahead of the chip by the previous boot's length (tools/picow/run.mjs wires the
+    new chip's I2C bridge while nowNs() still adds the old chip's clock), so no DRDY edge reaches
+    the new chip for that long and its first sample waits for the 300 ms DRDY timeout."""
     files = {"config.json": CONFIG, "main.py": BOOT_MAIN}
-    one_boot = [{"wait": "bench: main.py at "}, {"wait": UP, "capture": "up"}, {"wait": FIRST_SAMPLE},
-                {"wait": " us"}]
-    steps = one_boot + [{"send": "\x03"}, {"wait": ">>> "}, {"send": "import machine; machine.reset()\r"},
-                        {"boot": 2}] + [dict(step) for step in one_boot]
-    steps[-3]["capture"] = "up2"
-    result = _run(tmp, files=files, sims=[SIM_V13], timeout_s=60, steps=steps)
-    if result.exit != 0:
-        raise BenchError("the boot run did not reach the first sample twice: %s" % result.reason)
+    steps = [{"wait": "bench: main.py at "}, {"wait": UP, "capture": "up"}, {"wait": FIRST_SAMPLE},
+             {"wait": " us"}]
+    first = _run(os.path.join(tmp, "first"), files=files, sims=[SIM_V13], timeout_s=30, steps=steps)
+    second = None
+    if first.exit == 0:
+        second = _run(os.path.join(tmp, "again"), flash=first.flash, image=False, sims=[SIM_V13], config=CONFIG,
+                      timeout_s=30, steps=steps)
     boots = []
-    for number, boot in enumerate(result.boots[:2]):
-        console = boot["console"]
+    for result in (first, second):
+        if result is None or result.exit != 0:
+            raise BenchError("a boot run did not reach the first sample: %s" % (result or first).reason)
+        console = result.console
         main_us = int(re.search(r"bench: main\.py at (\d+) us", console).group(1))
         first_us = int(re.search(r"bench: first sample at (\d+) us", console).group(1))
-        up_at = result.report.get("capture_s", {}).get("up" if number == 0 else "up2")
-        boots.append({"cause": boot["cause"], "main_s": main_us / 1e6, "first_sample_s": first_us / 1e6,
-                      "up_s": None if up_at is None else up_at - boot["start_s"],
+        boots.append({"cause": result.boots[0]["cause"], "main_s": main_us / 1e6,
+                      "first_sample_s": first_us / 1e6, "up_s": result.report.get("capture_s", {}).get("up"),
                       "clean": "Traceback" not in console})
-    return {"boots": boots, "reboots": result.reboots, "wall_s": result.wall_s}
+    return {"boots": boots, "wall_s": first.wall_s + second.wall_s}
 
 
 HEALTH = re.compile(r"health: uptime (\d+) s, heap free (\d+) B, used (\d+) B, samples (\d+), periods (\d+), "
@@ -362,8 +367,8 @@ def report(result):
         "image |" % (format(image["free_bytes"], ","), image["free_bytes"] / 1024.0, format(image["app_bytes"], ",")),
     ]
     first_boot, reset_boot = boot["boots"]
-    for label, entry in (("first boot (fresh flash, the module provisioned)", first_boot),
-                         ("after `machine.reset()` (module powered through)", reset_boot)):
+    for label, entry in (("first boot (fresh flash and module)", first_boot),
+                         ("power cycle (that flash: journal kept; module afresh)", reset_boot)):
         lines += [
             "| %s: to main.py | %.3f s | chip's `ticks_us()` from reset: MicroPython up, `_boot.py` mounted "
             "littlefs, the frozen main.py handed over |" % (label, entry["main_s"]),
