@@ -392,6 +392,12 @@ def report(result):
                 len(hour["health"]), format(lowest, ","), last["samples"], last["periods"], last["commits"],
                 last["commit_errors"]),
         ]
+    if hour is not None and len(hour["health"]) > 1:
+        first, last = hour["health"][0], hour["health"][-1]
+        minutes = (last["uptime_s"] - first["uptime_s"]) / 60.0
+        lines.append("| heap used, growth | %+d B in %.0f min (%+.1f B per minute) | last health line minus "
+                     "the first, both after `gc.collect()` |" % (last["heap_used"] - first["heap_used"], minutes,
+                                                                  (last["heap_used"] - first["heap_used"]) / minutes))
     lines.append("| heap free at the REPL | %s B | nothing running (empty main.py), after "
                  "`gc.collect()`; used %s B |" % (format(cpu["repl_heap_free"], ","),
                                                   format(cpu["repl_heap_used"], ",")))
@@ -437,6 +443,11 @@ def report(result):
     for protocol in ("v1.3", "v1.2"):
         row("read_all(into=) on the I2C controller at 50 kHz, bus time included", protocol, "i2c read_all " + protocol)
     lines += [
+        "",
+        "Repeatability: runs of this benchmark with other series lengths gave the same v1.3 figures "
+        "within 10%, but the v1.2 driver-alone figures moved between runs (read_all 15.2, 23.6 and "
+        "32.9 ms for the same image): their cause is not found yet; compare v1.2 rows as orders of "
+        "magnitude only.",
         "",
         "*Allocated*: the smallest `gc.mem_alloc()` delta of 3 calls with the collector disabled (-: not "
         "measured). The register-image bus allocates a slice object per multi-byte copy (16 B), so a "
