@@ -3,7 +3,7 @@ RUNTIMES = ("cpython", "mpy64", "mpy32")
 import struct
 
 from rbamp.energy import EnergyCounter
-from rbamp.floatbits import f32_milli, f32_plausible, is_ghost
+from rbamp.floatbits import f32_milli, f32_plausible, first_implausible, is_ghost
 from rbampsim.loads import Prng
 
 
@@ -65,6 +65,34 @@ def test_plausibility_rejects_nan_inf_absurd_negative_and_ghosts():
     assert is_ghost(ghost, 0)
     assert not f32_plausible(ghost, 0, 143, 1)
     assert not f32_plausible(b"\x3c\x2f\xfb\x3f", 0, 143, 1)
+
+
+def test_the_block_check_judges_every_word_as_the_single_check_does():
+    # the RT block's one-loop check (the hot path) against f32_plausible, word by word
+    rng = Prng(7)
+    limits = bytes((136, 137, 127, 143))
+    signed = bytes((0, 0, 1, 1))
+    specials = (b"\x3f\xfb\x2f\x3c", b"\x3c\x2f\xfb\x3f", b"\x00\x00\xc0\x7f", b"\x00\x00\x80\xff",
+                b"\x00\x00\x00\x80", b"\x3f\xfb\x2f\x3d", b"\x3c\x2f\xfb\x3e")
+    for trial in range(3000):
+        words = bytearray()
+        for k in range(4):
+            if rng.uniform() < 0.1:
+                words += specials[rng.next() % len(specials)]
+            else:
+                exponent = 100 + rng.next() % 50
+                sign = 0x80 if rng.uniform() < 0.3 else 0
+                words += bytes((rng.next() & 0xFF, rng.next() & 0xFF, ((exponent & 1) << 7) | (rng.next() & 0x7F),
+                                sign | (exponent >> 1)))
+        for first in (0, 1):
+            count = 4 - first
+            block = words[4 * first:]
+            expected = -1
+            for k in range(count):
+                if not f32_plausible(block, 4 * k, limits[first + k], signed[first + k]):
+                    expected = k
+                    break
+            assert first_implausible(block, count, limits, signed, first) == expected, (trial, bytes(block))
 
 
 def test_energy_counter_keeps_small_increments_on_a_huge_total():

@@ -396,8 +396,11 @@ def report(result):
         first, last = hour["health"][0], hour["health"][-1]
         minutes = (last["uptime_s"] - first["uptime_s"]) / 60.0
         lines.append("| heap used, growth | %+d B in %.0f min (%+.1f B per minute) | last health line minus "
-                     "the first, both after `gc.collect()` |" % (last["heap_used"] - first["heap_used"], minutes,
-                                                                  (last["heap_used"] - first["heap_used"]) / minutes))
+                     "the first, both after `gc.collect()`; the log keeps its last 16 lines in RAM "
+                     "(`Logger.recent`) and each health line (about 160 B) takes a place in it until the "
+                     "16 are full: bounded at about 4 KB |" % (
+                         last["heap_used"] - first["heap_used"], minutes,
+                         (last["heap_used"] - first["heap_used"]) / minutes))
     lines.append("| heap free at the REPL | %s B | nothing running (empty main.py), after "
                  "`gc.collect()`; used %s B |" % (format(cpu["repl_heap_free"], ","),
                                                   format(cpu["repl_heap_used"], ",")))

@@ -6,7 +6,8 @@ from rbamp.drdy import make_flag
 from rbamp.energy import EnergyMeter
 from rbamp.errors import (ETIMEDOUT, RbAmpError, RbAmpIOError, RbAmpNotFoundError, RbAmpParamError,
                           RbAmpStaleError, RbAmpTimeoutError, RbAmpVersionError)
-from rbamp.floatbits import EXP_WATTS, f32_milli, f32_plausible, float_array, is_ghost, u16, u32
+from rbamp.floatbits import (EXP_WATTS, f32_milli, f32_plausible, first_implausible, float_array, is_ghost,
+                             u16, u32)
 from rbamp.provisioning import Provisioning
 from rbamp.resume import WindowLearner, snapshot_fingerprint
 from rbamp.snapshot import RbAmpPeriodSnapshot, RbAmpSnapshot
@@ -250,11 +251,7 @@ class RbAmp(Provisioning):
                         _zero_word(view, 4 * k)
                     else:
                         self._read_word_agreed(reg + 4 * k, view, 4 * k)
-            bad = -1
-            for k in range(count):
-                if not f32_plausible(view, 4 * k, RT_MAX_EXP[first_limit + k], RT_SIGNED[first_limit + k]):
-                    bad = k
-                    break
+            bad = first_implausible(view, count, RT_MAX_EXP, RT_SIGNED, first_limit)
             if bad < 0:
                 return
             self.stats.rejected += 1

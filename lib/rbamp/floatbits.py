@@ -51,6 +51,31 @@ def f32_plausible(buf, off, max_exp, signed):
     return True
 
 
+def first_implausible(buf, count, max_exps, signed_flags, first):
+    """Index of the first of ``count`` words at ``buf[0:]``, ``buf[4:]``, ... that ``f32_plausible``
+    would refuse (word k judged by ``max_exps[first + k]`` and ``signed_flags[first + k]``), or -1.
+
+    The same rules in one loop over locals: the RT block's 14 words are judged on every sample,
+    and a call of ``f32_plausible`` per word cost 67 us each on the RP2040 (0.94 ms of a 1.36 ms
+    ``read_all``)."""
+    for k in range(count):
+        off = 4 * k
+        b3 = buf[off + 3]
+        b2 = buf[off + 2]
+        exp = ((b3 & 0x7F) << 1) | (b2 >> 7)
+        if exp == 0xFF or exp > max_exps[first + k]:
+            return k
+        if b3 & 0x80 and exp and not signed_flags[first + k]:
+            return k
+        # the ghost words, _GHOST and _GHOST_SWAPPED, byte by byte from the top
+        if b3 == 0x3C:
+            if b2 == 0x2F and buf[off + 1] == 0xFB and buf[off] == 0x3F:
+                return k
+        elif b3 == 0x3F and b2 == 0xFB and buf[off + 1] == 0x2F and buf[off] == 0x3C:
+            return k
+    return -1
+
+
 def is_ghost(buf, off):
     return _is_pattern(buf, off, _GHOST) or _is_pattern(buf, off, _GHOST_SWAPPED)
 
