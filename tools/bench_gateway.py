@@ -234,7 +234,7 @@ def report(interpreter, result, frozen, plot=None):
         "is due) to its arrival; a payload replaced by a newer one before the link sent it is "
         "not counted. Period record (QoS 1): from the LATCH_PERIOD command on the simulated "
         "bus to the record's arrival; it includes the 50 ms settle the protocol requires before the "
-        "snapshot is read, the read, the write to the durable backlog file and the MQTT round. "
+        "snapshot is read, the read, the backlog's RAM stage (a record acknowledged within 5 s is never written to flash) and the MQTT round. "
         "A message waits for the MQTT link's next turn, and an idle link sleeps %d ms between "
         "turns (`IDLE_POLL_MS` in lib/gateway/mqtt_link.py): hence state latencies spread over "
         "0..%d ms." % (IDLE_POLL_MS, IDLE_POLL_MS),
