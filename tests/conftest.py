@@ -1,4 +1,4 @@
-"""Fixtures shared by the host-side tests that need a real MQTT broker."""
+"""Fixtures shared by the host-side tests: a real MQTT broker, gateways stopped at the end."""
 
 import pytest
 from support_e2e import require
@@ -13,3 +13,12 @@ def broker(tmp_path):
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def gateways():
+    """Gateways (support_e2e.Gateway) a test appends here are stopped, with their simulators."""
+    made = []
+    yield made
+    for gateway in made:
+        gateway.stop()

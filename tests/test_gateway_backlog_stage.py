@@ -4,13 +4,10 @@ block device that counts its programs and erases."""
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
-import os
-
+import test_gateway_backlog as backlog_tests
 import xrt
 from gateway.backlog import (HOLD_MS, MARK_LEN, STAGE_BYTES, STAGE_RECORDS, Backlog, MemoryBacklog,
                              StagedBacklog)
-
-_n = [0]
 
 
 class StepClock:
@@ -31,19 +28,11 @@ class StepClock:
 
 
 def fresh_path(name):
-    _n[0] += 1
-    path = xrt.tmp_path("stage-%s-%d.bin" % (name, _n[0]))
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    return path
+    return backlog_tests.fresh_path("stage-" + name)
 
 
 def payload(seq, size=300):
-    text = '{"seq":%d,"pad":"' % seq
-    return (text + "x" * max(0, size - len(text) - 2) + '"}').encode()
+    return backlog_tests.payload(seq, size)
 
 
 def seqs(backlog):

@@ -6,21 +6,12 @@ import os
 import random
 import time
 
-import pytest
 from gateway.flashdev import BlockFilesDevice
 from gateway.store import EnergyStore
 from support_e2e import Gateway, Watcher, base_config, wait_until
 
 BASE = "rbamp/e2e-gw/"
 MODULE_AVAILABILITY = BASE + "module/0x50/availability"
-
-
-@pytest.fixture
-def gateways():
-    made = []
-    yield made
-    for gateway in made:
-        gateway.stop()
 
 
 def _journal(gateway):

@@ -17,14 +17,6 @@ from support_e2e import Gateway, Watcher, base_config, wait_until
 BASE = "rbamp/e2e-gw/"
 
 
-@pytest.fixture
-def gateways():
-    made = []
-    yield made
-    for gateway in made:
-        gateway.stop()
-
-
 def _availability(watcher):
     seen = watcher.on(BASE + "availability")
     return seen[-1][1] if seen else None
