@@ -1,6 +1,6 @@
 """What a real installation goes through, on our Pico W image in the emulated RP2040: the module
 unpowered at boot and plugged later, a module reboot, Wi-Fi configured on a chip whose radio does
-not start, and the heap over ten minutes of metering. Waits are console markers with
+not start, and the heap over an hour of metering. Waits are console markers with
 emulated-time deadlines."""
 
 import re
@@ -66,14 +66,15 @@ def test_wifi_configured_without_a_working_radio_never_stalls_metering(tmp_path)
     assert result.reboots == 0
 
 
-def test_heap_after_boot_and_after_ten_minutes_of_metering(tmp_path):
-    result = picow.run(tmp_path, files=gateway_files(), sims=[SIM], timeout_s=700, wall_timeout_s=1200,
-                       steps=[{"wait": UP}, {"wait": "health: uptime 6"}, {"send": "\x03"}, {"wait": ">>> "}])
+def test_heap_after_boot_and_after_an_hour_of_metering(tmp_path):
+    # an emulated hour: about 15 minutes of wall time, the longest test of the suite
+    result = picow.run(tmp_path, files=gateway_files(), sims=[SIM], timeout_s=3700, wall_timeout_s=2400,
+                       steps=[{"wait": UP}, {"wait": "health: uptime 36"}, {"send": "\x03"}, {"wait": ">>> "}])
     _ok(result)
     free = [int(x) for x in re.findall(r"health: uptime \d+ s, heap free (\d+) B", result.console)]
-    assert len(free) == 2, result.explain()
-    after_boot, after_ten_minutes = free
-    assert after_boot >= 100 * 1024 and after_ten_minutes >= 100 * 1024, free
-    assert after_ten_minutes >= after_boot - 2048, free  # nothing piles up
-    print("heap free: %d B 30 s after boot, %d B after 10 min (%.0f s wall)" % (after_boot, after_ten_minutes,
-                                                                               result.wall_s))
+    assert len(free) == 7, result.explain()  # 30 s after boot, then every 10 minutes
+    assert min(free) >= 100 * 1024, free
+    # the log keeps its last 16 lines in RAM: the health lines take their places in that ring
+    # (about 160 B each); beyond that nothing may pile up
+    assert free[-1] >= free[0] - 6 * 256, free
+    print("heap free: %d B 30 s after boot, %d B after an hour (%.0f s wall)" % (free[0], free[-1], result.wall_s))
