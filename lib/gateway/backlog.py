@@ -73,6 +73,8 @@ acknowledged since the last flush; the gateway numbers on from the journal's ``b
 import os
 import struct
 
+from gateway.flashdev import path_exists
+
 try:
     from binascii import crc32 as _crc32
 except ImportError:  # ports built without binascii.crc32
@@ -143,14 +145,6 @@ def _build(kind, seq, payload):
     rec[HEADER_LEN:HEADER_LEN + n] = payload
     struct.pack_into("<I", rec, HEADER_LEN + n, _crc(memoryview(rec)[:HEADER_LEN + n]))
     return rec
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def _sync(fh):
@@ -302,14 +296,14 @@ class Backlog:
     def _open(self):
         path = self.path
         tmp = self._tmp_path
-        if _exists(tmp):
-            if _exists(path):
+        if path_exists(tmp):
+            if path_exists(path):
                 # a compaction was cut before its swap: the old file is still whole
                 os.remove(tmp)
             else:
                 # cut between FAT's remove and rename: the copy is complete
                 os.rename(tmp, path)
-        if not _exists(path):
+        if not path_exists(path):
             with open(path, "wb"):
                 pass
         self._file = open(path, "r+b")

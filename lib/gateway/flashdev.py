@@ -180,7 +180,8 @@ class FileBlockDevice(_NorOnFiles):
             fsync(self._file.fileno())
 
 
-def _exists(path):
+def path_exists(path):
+    """True if ``path`` names a file or folder (MicroPython's os has no os.path)."""
     try:
         os.stat(path)
         return True
@@ -201,7 +202,7 @@ def remove_tree(path):
 class BlockFilesDevice(_NorOnFiles):
     def __init__(self, path, block_size=4096, block_count=16):
         self._setup(path, block_size, block_count)
-        if not _exists(path):
+        if not path_exists(path):
             self._create()
         for block in range(block_count):
             size = _file_size(self._name(block))
@@ -216,7 +217,7 @@ class BlockFilesDevice(_NorOnFiles):
     def _create(self):
         # All block files or none: made beside the journal's place, then renamed into it.
         making = self.path + ".new"
-        if _exists(making):
+        if path_exists(making):
             remove_tree(making)  # an earlier creation cut short: nothing was in it yet
         os.mkdir(making)
         for block in range(self.block_count):
@@ -242,14 +243,14 @@ def adopt_image(image_path, dir_path, block_size, block_count):
     """Move a single-file journal (what earlier versions kept) into block files, keeping every
     byte. The block files appear whole (made aside, then renamed); the old file is removed only
     after that, so a power cut at any point leaves one complete copy or both."""
-    if _exists(dir_path):
-        if _exists(image_path):
+    if path_exists(dir_path):
+        if path_exists(image_path):
             os.remove(image_path)  # the move had finished: the block files hold these bytes
         return False
-    if not _exists(image_path) or _file_size(image_path) != block_size * block_count:
+    if not path_exists(image_path) or _file_size(image_path) != block_size * block_count:
         return False
     making = dir_path + ".new"
-    if _exists(making):
+    if path_exists(making):
         remove_tree(making)
     os.mkdir(making)
     buf = bytearray(block_size)
