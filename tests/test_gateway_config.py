@@ -1,4 +1,5 @@
-"""Gateway config.json: defaults, every bad-input class, secrets, strict JSON, load/fallback."""
+"""Gateway config.json: defaults, every bad-input class, secrets, load/fallback (the strict JSON
+reader on its own: test_gateway_jsonstrict.py)."""
 
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
@@ -12,7 +13,6 @@ from gateway.config import (
     ConfigError,
     load_config,
     parse_config,
-    parse_json,
     redact,
 )
 from gateway.log import Logger
@@ -262,7 +262,7 @@ def test_wrong_types_name_key_and_expected_type():
     _bad("mqtt.host", "must be a string (got 42)", _set("mqtt.host", 42))
     _bad("mqtt", "must be an object {...} (got a list)", _set("mqtt", [MQTT_SECRET]))
     _bad("wifi", "must be an object {...} (got a string)", _set("wifi", "home"))
-    _bad("modules", "must be a list of 1..16 modules (got an object)", _set("modules", {"address": 80}))
+    _bad("modules", "must be a list of 1..9 modules (got an object)", _set("modules", {"address": 80}))
     _bad("modules[1]", "must be an object {...} (got a number)", _set("modules.1", 81))
     _bad("modules[0].ct_models", "must be a list of 1..3 CT model codes", _set("modules.0.ct_models", 3))
     _bad("modules[0].ct_models[1]", "must be a CT model code in 1..7 (got '2')", _set("modules.0.ct_models.1", "2"))
@@ -407,11 +407,32 @@ def test_duplicates_are_errors():
 
 
 def test_module_count_limits():
-    _bad("modules", "must be a list of 1..16 modules (got a list)", _set("modules", []))
-    seventeen = [{"address": 0x08 + index} for index in range(17)]
-    _bad("modules", "must be a list of 1..16 modules", _set("modules", seventeen))
-    sixteen = parse_config({"mqtt": {"host": "b"}, "modules": seventeen[:16]})
-    assert [module["address"] for module in sixteen["modules"]] == list(range(0x08, 0x18))
+    # one energy journal record holds m modules of c channels in all while m + c <= 19 (store.py)
+    _bad("modules", "must be a list of 1..9 modules (got a list)", _set("modules", []))
+    ten = [{"address": 0x08 + index} for index in range(10)]
+    _bad("modules", "must be a list of 1..9 modules", _set("modules", ten))
+    nine = parse_config({"mqtt": {"host": "b"}, "modules": ten[:9]})
+    assert [module["address"] for module in nine["modules"]] == list(range(0x08, 0x11))
+    # declared channels count as declared, the others as the one channel every module has
+    three_each = [{"address": 0x08 + index, "channels": 3} for index in range(5)]
+    _bad("modules", "5 modules with 15 channels do not fit the energy journal (modules + channels <= 19",
+         _set("modules", three_each))
+    message = _bad("modules", "6 modules with 14 channels do not fit",
+                   _set("modules", three_each[:4] + [{"address": 0x20}, {"address": 0x21}]))
+    assert "a module without 'channels' counts 1" in message, message
+    fits = parse_config({"mqtt": {"host": "b"}, "modules": three_each[:4] + [{"address": 0x30}]})
+    assert [module["channels"] for module in fits["modules"]] == [3, 3, 3, 3, None]
+
+
+def test_the_journal_limit_is_the_stores():
+    from gateway.config_schema import JOURNAL_MODULES_AND_CHANNELS, MAX_MODULES
+    from gateway.store import RECORD_LIMIT, record_length
+
+    for modules in range(1, MAX_MODULES + 2):
+        for channels in range(modules, 3 * modules + 1):
+            fits = record_length(modules, 2 * channels) <= RECORD_LIMIT
+            assert fits == (modules + channels <= JOURNAL_MODULES_AND_CHANNELS), (modules, channels)
+    assert record_length(MAX_MODULES + 1, 2 * (MAX_MODULES + 1)) > RECORD_LIMIT
 
 
 def test_rules_that_span_keys():
@@ -425,6 +446,30 @@ def test_rules_that_span_keys():
     both_default["i2c"]["sda"] = None
     cfg = parse_config(both_default)
     assert cfg["i2c"]["scl"] is None and cfg["drdy_pin"] == 4
+    # MQTT 3.1.1 sends a password only with a user name: a lone password would silently do nothing
+    message = _bad("mqtt.password", "is only sent together with a user name (set mqtt.user",
+                   _set("mqtt.user", None))
+    assert message.endswith("the password)"), message
+    cfg = parse_config({"mqtt": {"host": "b", "user": "gw"}})
+    assert cfg["mqtt"]["user"] == "gw" and cfg["mqtt"]["password"] is None
+
+
+def test_wifi_password_is_a_wpa2_passphrase_or_key():
+    rule = "wifi.password: must be a WPA2 passphrase of 8..63 characters, or exactly 64 hex digits (got a string)"
+    key = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789"
+    for good in ("8chars!!", "p" * 63, key, "caf\u00e9-ol\u00e9"):
+        cfg = parse_config({"mqtt": {"host": "b"}, "wifi": {"ssid": "home", "password": good}})
+        assert cfg["wifi"]["password"] == good
+    for bad in ("7chars!", "q1", key[:-1] + "g", " " * 64):
+        config = _config()
+        config["wifi"]["password"] = bad
+        message = str(_error(config))
+        assert message == "config.json: " + rule, message
+        assert bad not in message
+    # 65 bytes: the length rule speaks first, still without the value
+    config = _config()
+    config["wifi"]["password"] = key + "0"
+    assert str(_error(config)) == "config.json: wifi.password: must be a string of 1..64 bytes (got a string)"
 
 
 # ------------------------------------------------------------------ secrets
@@ -488,39 +533,6 @@ def test_load_result_repr_and_logged_error_hold_no_secret():
     for text in lines + [repr(result)] + log.recent(10):
         for secret in SECRETS:
             assert secret not in text, text
-
-
-# ------------------------------------------------------------------ strict JSON reader
-def test_json_reader_values_and_escapes():
-    doc = parse_json('{"s": "a\\"b\\\\c\\/d\\n\\t\\u00e9\\ud83d\\ude00", "n": [-0, -12, 3.5, 1e3, -2.5E-2, 0.125],'
-                     ' "t": [true, false, null], "e": {}, "l": [], "u": "\u00fcml\u00e4ut"}')
-    assert doc["s"] == 'a"b\\c/d\n\t\u00e9\U0001F600'
-    assert doc["n"][:2] == [0, -12] and type(doc["n"][1]) is int
-    assert doc["n"][2:] == [3.5, 1000.0, -0.025, 0.125] and type(doc["n"][3]) is float
-    assert doc["t"] == [True, False, None] and doc["e"] == {} and doc["l"] == []
-    assert doc["u"] == "\u00fcml\u00e4ut"
-    # a byte-order mark from a Windows editor is not an error
-    assert parse_json(b"\xef\xbb\xbf{\"a\": 1}") == {"a": 1}
-    assert parse_json(bytearray(b' \r\n\t{"a" :1 } \n')) == {"a": 1}
-
-
-def test_json_reader_rejections():
-    for text, problem in (
-        ('{"a": "\\ud83d"}', "unpaired surrogate"),
-        ('{"a": "\\ude00"}', "unpaired surrogate"),
-        ('{"a": "\\u00g1"}', "bad \\u escape"),
-        ('{"a": [1, 2,]}', "trailing comma before ']'"),
-        ('{"a": 1.}', "digits after '.'"),
-        ('{"a": 1e}', "digits in the exponent"),
-        ('{"a": -}', "expected digits"),
-        ('{"a": tru}', "expected a value"),
-        ("{a: 1}", "expected a key in double quotes"),
-        ('{"a": Infinity}', "NaN and Infinity"),
-        (b'{"a": "\xff"}', "not valid UTF-8"),
-        ("[" * 40 + "]" * 40, "nested too deeply"),
-    ):
-        exc = xrt.raises(ConfigError, parse_json, text)
-        assert problem in str(exc), (text, str(exc))
 
 
 # ------------------------------------------------------------------ load_config and fallbacks
@@ -659,18 +671,20 @@ def test_oversized_and_unwritable_cases():
 
 
 def test_every_schema_key_is_documented():
-    from gateway.config import SCHEMA, _MODULE_FIELDS
+    from gateway.config_schema import ROWS, SECTION, name_of, parent
 
     with open(REPO + "/docs/config.md") as handle:
         doc = handle.read()
-    sections = {"": doc.split("### ")[1], "modules": doc.split("### `modules`")[1].split("### ")[0]}
-    for name, _default, check in SCHEMA:
-        assert "| `%s` |" % name in sections[""], name
-        if type(check) is tuple:
-            heading = "### `%s`" % name
+    tables = {"": doc.split("### ")[1], "modules[]": doc.split("### `modules`")[1].split("### ")[0]}
+    for path, kind, _low, _high, _default, _rule, _check in ROWS:
+        if kind == SECTION and path[-2:] != "[]":
+            heading = "### `%s`" % path
             assert heading in doc, heading
-            table = doc.split(heading)[1].split("### ")[0]
-            for field in check:
-                assert "| `%s` |" % field[0] in table, name + "." + field[0]
-    for field in _MODULE_FIELDS:
-        assert "| `%s` |" % field[0] in sections["modules"], "modules[]." + field[0]
+            tables[path] = doc.split(heading)[1].split("### ")[0]
+    documented = 0
+    for path, _kind, _low, _high, _default, _rule, _check in ROWS:
+        if path[-2:] == "[]":
+            continue  # a list's entries, documented with the list
+        assert "| `%s` |" % name_of(path) in tables[parent(path)], path
+        documented += 1
+    assert documented == 45, documented  # every key of the table, none skipped
