@@ -5,7 +5,6 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 CACHE := .cache
 MPY32 := $(CACHE)/mpy32/micropython-32-plain
-UMQTT := $(CACHE)/umqtt/umqtt/simple.py
 STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
@@ -31,10 +30,12 @@ $(STAMP): requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
-$(UMQTT): tools/fetch_umqtt.sh | $(STAMP)
-	tools/fetch_umqtt.sh $(VENV)/bin/pip $(CACHE)/umqtt
-
-umqtt: $(UMQTT)
+# umqtt.simple for the tests, `make run` and the unix build: the file our images freeze
+# (micropython-lib at MicroPython v1.25.0's pin), extracted from ../shared/vendor and checked against
+# firmware/umqtt-simple.sha256 on every run (a copy that differs is replaced); VENDOR_DIR=dir for
+# another folder with the offline sources.
+umqtt:
+	@tools/fetch_umqtt.sh $(CACHE)/umqtt
 
 # The 32-bit single-float interpreter. Where it cannot be built (no apt), say so loudly and go on;
 # CI=true turns the missing interpreter into failing tests.

@@ -107,6 +107,10 @@ class _TimeoutSocket:
     def connect(self, address):
         self._sock.connect(address)
 
+    def settimeout(self, timeout):
+        # umqtt.simple's connect(timeout=None) asks for a blocking socket: the guard timeout stays
+        self._sock.settimeout(self._timeout if timeout is None else min(timeout, self._timeout))
+
     def setblocking(self, flag):
         if flag:
             self._sock.settimeout(self._timeout)

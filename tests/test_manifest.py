@@ -1,13 +1,20 @@
 """The manifests evaluated by MicroPython's own manifest tool (tools/manifestfile.py of the 1.25
 source), as the port builds do: what each board image freezes, that every named file exists and
-compiles for the board's architecture, and that the driver's manifest stands on its own.
+compiles for the board's architecture, and that the driver's manifest stands on its own. Also
+what keeps lib/ board code: nothing under it imports the PC tools, and the PC's profile
+(tools/hostboard.py) is found by gateway.boards.detect() only off the boards.
 
 The Debian source carries only part of micropython-lib, so require() resolves what it can and
-records every name asked for; the names themselves are checked."""
+records every name asked for; the names themselves are checked. The umqtt.simple a board image
+freezes is resolved in the offline MicroPython sources the Pico W build uses (../shared/vendor)
+and checked against firmware/umqtt-simple.sha256, as is the copy the unix build freezes."""
 
+import ast
+import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 
 import build_mpy  # tools/ is on the test path (pyproject.toml)
 import pytest
@@ -15,12 +22,21 @@ from support_firmware import (
     ESP32_BOARD,
     PICO_W_BOARD,
     ROOT,
+    VENDOR_DIR,
     load_module,
     micropython_source,
+    pinned_micropython_version,
 )
 
 BOARDS = {"RBAMP_ESP32": (ESP32_BOARD, "esp32", "xtensawin"), "RBAMP_PICO_W": (PICO_W_BOARD, "rp2", "armv6m")}
 LIB = os.path.join(ROOT, "lib")
+TOOLS = os.path.join(ROOT, "tools")
+UMQTT_PIN = os.path.join(ROOT, "firmware", "umqtt-simple.sha256")
+UMQTT_COPY = os.path.join(ROOT, ".cache", "umqtt", "umqtt", "simple.py")
+# Modules only a platform provides, which lib/ may look up where it knows it runs there: the PC's
+# profile (tools/hostboard.py), which gateway.boards.detect() imports off the boards, as it imports
+# board_layout (frozen into our Pico W image only) on the Pico W.
+PLATFORM_PROVIDED = {"hostboard": "lib/gateway/boards.py"}
 
 
 def manifest_tool():
@@ -50,6 +66,18 @@ def evaluate(manifest, port, board_dir=None, mode="freeze"):
     return m.files(), requested
 
 
+def umqtt_pin():
+    """(sha256, path inside the MicroPython tree) of the umqtt/simple.py the images freeze."""
+    with open(UMQTT_PIN) as f:
+        sha256, member = f.read().split()
+    return sha256, member
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def ours(files):
     return {f.target_path: f for f in files if f.full_path.startswith(LIB + os.sep)}
 
@@ -64,11 +92,12 @@ def test_board_image_freezes_every_board_module_and_nothing_host_only(board):
     files, requested = evaluate(os.path.join(board_dir, "manifest.py"), port, board_dir)
     frozen = ours(files)
     assert set(frozen) == expected_targets()
-    assert "gateway/hostboard.py" not in frozen and not any(t.endswith("manifest.py") for t in frozen)
+    assert not any(t.endswith("manifest.py") for t in frozen)
     assert all(f.opt == 3 for f in frozen.values())
-    assert not [f for f in files if f.full_path.startswith(os.path.join(ROOT, "tools")) or
-                f.full_path.startswith(os.path.join(ROOT, "tests"))]
+    assert not [f for f in files if f.full_path.startswith(TOOLS + os.sep) or
+                f.full_path.startswith(os.path.join(ROOT, "tests") + os.sep)]
     targets = [f.target_path for f in files]
+    assert not [t for t in targets if t.split("/")[0] in ("hostboard.py", "rbampsim")], targets
     assert len(targets) == len(set(targets)), "a module frozen twice"
     assert "umqtt.simple" in requested and "rbamp" in requested
 
@@ -84,14 +113,6 @@ def test_board_image_freezes_the_main_py_that_starts_the_gateway(board):
     assert by_target["main.py"].full_path == os.path.join(ROOT, "firmware", "frozen", "main.py")
     assert by_target["main.py"].opt == 3
     assert "boot.py" not in by_target
-
-
-def test_every_board_module_is_listed_in_the_manifest_or_declared_host_only():
-    on_disk = {os.path.relpath(os.path.join(dirpath, name), ROOT).replace(os.sep, "/")
-               for package in build_mpy.PACKAGES
-               for dirpath, _, names in os.walk(os.path.join(LIB, package))
-               for name in names if name.endswith(".py") and name != "manifest.py"}
-    assert on_disk == set(build_mpy.board_modules()) | set(build_mpy.HOST_ONLY)
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
@@ -127,11 +148,13 @@ def test_pico_w_image_is_rpi_pico_w_with_our_boot_and_layout():
     assert set(stock_requested) <= set(requested)
 
 
-def test_host_manifest_freezes_the_host_profile_simulator_and_fetched_umqtt():
+def test_host_manifest_freezes_the_board_code_the_pc_profile_simulator_and_pinned_umqtt():
     files, requested = evaluate(os.path.join(ROOT, "firmware", "host_manifest.py"), "unix")
     targets = {f.target_path: f.full_path for f in files}
-    assert set(ours(files)) == expected_targets() | {"gateway/hostboard.py"}
-    assert targets["umqtt/simple.py"] == os.path.join(ROOT, ".cache", "umqtt", "umqtt", "simple.py")
+    assert set(ours(files)) == expected_targets()  # lib/ as the boards get it, nothing more
+    assert targets["hostboard.py"] == os.path.join(TOOLS, "hostboard.py")  # `import hostboard`, as on a PC
+    assert targets["umqtt/simple.py"] == UMQTT_COPY
+    assert sha256_of(UMQTT_COPY) == umqtt_pin()[0], "run `make umqtt`: %s is not the pinned file" % UMQTT_COPY
     assert "rbampsim/module.py" in targets and "asyncio/core.py" in targets
     assert "umqtt.simple" not in requested  # the unix build has no micropython-lib to take it from
     assert "main.py" not in targets  # the unix port runs the script it is given
@@ -200,3 +223,125 @@ def test_build_mpy_reports_a_compile_error_in_one_line(tmp_path, monkeypatch, ca
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "bad.py" in lines[0] and "SyntaxError" in lines[0], lines
     assert build_mpy.main(["nonsense"]) == 2
+
+
+# ---------------------------------------------------------------------- umqtt.simple as the images freeze it
+
+@pytest.fixture(scope="module")
+def vendor_tree(tmp_path_factory):
+    """The parts of the offline MicroPython sources (../shared/vendor, the tree the Pico W build
+    unpacks) that its manifests read, unpacked into a temporary folder."""
+    archive = os.path.join(VENDOR_DIR, "micropython-%s-rp2-src.tar.xz" % pinned_micropython_version())
+    if not os.path.isfile(archive):
+        message = "no offline MicroPython sources: %s" % archive
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    top = "micropython-%s/" % pinned_micropython_version()
+    wanted = tuple(top + part for part in ("tools/", "extmod/", "drivers/", "ports/rp2/", "lib/micropython-lib/"))
+    target = tmp_path_factory.mktemp("vendor")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, members=[m for m in tar if m.name.startswith(wanted)], filter="data")
+    return str(target / top)
+
+
+def test_the_pico_w_image_freezes_the_pinned_umqtt_simple(vendor_tree):
+    """require("umqtt.simple") (manifest.py), resolved by the vendor tree's own manifest tool in the
+    micropython-lib v1.25.0 pins, as the port build resolves it: the file the tests import
+    (tests/test_umqtt_pin.py) must be this one, byte for byte."""
+    tool = load_module(os.path.join(vendor_tree, "tools", "manifestfile.py"), "vendor_manifestfile")
+    manifest = tool.ManifestFile(tool.MODE_FREEZE, {
+        "MPY_DIR": vendor_tree, "MPY_LIB_DIR": os.path.join(vendor_tree, "lib", "micropython-lib"),
+        "PORT_DIR": os.path.join(vendor_tree, "ports", "rp2"), "BOARD_DIR": PICO_W_BOARD})
+    manifest.execute(os.path.join(PICO_W_BOARD, "manifest.py"))
+    frozen = {f.target_path: f.full_path for f in manifest.files()}
+    sha256, member = umqtt_pin()
+    assert frozen["umqtt/simple.py"] == os.path.join(vendor_tree, member)
+    assert sha256_of(frozen["umqtt/simple.py"]) == sha256, (
+        "the umqtt.simple the image freezes changed: check gateway's MQTT code against it, then "
+        "update firmware/umqtt-simple.sha256")
+    assert sha256_of(UMQTT_COPY) == sha256, "run `make umqtt`: the tests' copy is not the frozen file"
+
+
+# ---------------------------------------------------------------------- lib/ and the PC tools
+
+def tools_module_names():
+    """The top-level names tools/ provides on the PC's path: its modules and its folders."""
+    return {name[:-3] if name.endswith(".py") else name for name in os.listdir(TOOLS)
+            if (name.endswith(".py") or os.path.isdir(os.path.join(TOOLS, name))) and not name.startswith((".", "__"))}
+
+
+def imported_names(path):
+    """(top-level module name, line) of every import in a file: statements anywhere (inside
+    functions too) and __import__() of a literal name."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0], node.lineno
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__"
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.args[0].value.split(".")[0], node.lineno
+
+
+def tools_imports(top):
+    """(file relative to ROOT, line, name) of every import of a tools/ module in the .py files under top."""
+    names = tools_module_names()
+    found = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                found += [(os.path.relpath(path, ROOT), line, module) for module, line in imported_names(path)
+                          if module in names]
+    return found
+
+
+def test_nothing_under_lib_imports_the_pc_tools():
+    found = tools_imports(LIB)
+    platform = [(rel, name) for rel, _, name in found if PLATFORM_PROVIDED.get(name) == rel]
+    assert [item for item in found if PLATFORM_PROVIDED.get(item[2]) != item[0]] == [], (
+        "lib/ goes on the boards, tools/ does not: lib/ must not import it")
+    assert sorted(set(platform)) == sorted((rel, name) for name, rel in PLATFORM_PROVIDED.items())
+
+
+def test_the_lib_scan_finds_an_import_of_the_tools_wherever_it_is(tmp_path):
+    (tmp_path / "probe.py").write_text("import os\n\n\ndef run():\n    from rbampsim.remote import open_bus\n"
+                                       "    return __import__('norflash'), open_bus\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deeper.py").write_text("import gateway_rig as rig, json\n")
+    found = {(os.path.basename(rel), line, name) for rel, line, name in tools_imports(str(tmp_path))}
+    assert found == {("probe.py", 5, "rbampsim"), ("probe.py", 6, "norflash"), ("deeper.py", 1, "gateway_rig")}
+
+
+def detect_on(platform, *path):
+    """gateway.boards.detect() in a fresh CPython with sys.platform set and only ``path``."""
+    code = ("import sys\nsys.platform = %r\nfrom gateway.boards import detect\nboard = detect()\n"
+            "print(type(board).__module__, type(board).__name__, sorted(m for m in sys.modules if m == 'hostboard'))"
+            % platform)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=os.pathsep.join(path)))
+
+
+def test_detect_finds_the_pc_profile_in_tools_and_only_off_the_boards(tmp_path):
+    done = detect_on("linux", LIB, TOOLS)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["hostboard", "HostBoard", "['hostboard']"]
+    # a board never looks for it, even where a module of that name would import
+    (tmp_path / "hostboard.py").write_text("raise RuntimeError('a board imported the PC profile')\n")
+    for platform, profile in (("rp2", "Rp2Board"), ("esp32", "Esp32Board")):
+        done = detect_on(platform, LIB, str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["gateway.boards", profile, "[]"]
+
+
+def test_detect_without_the_pc_tools_says_what_is_missing():
+    done = detect_on("linux", LIB)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: no board profile for platform 'linux'"), done.stderr
+    assert "tools/hostboard.py" in last and "put the repository's tools/ on it" in last, last

@@ -10,10 +10,10 @@ imports on every port including the unix one; boot.py and main.py stay source be
 MicroPython only runs those two by their .py names.
 
 Optimisation level 3 matches the frozen images (manifest.py): asserts and line numbers removed.
-Host-only files (HOST_ONLY) never go on a board: the host profile needs the simulator in tools/.
+Every module of the packages goes on a board, as manifest.py freezes them all: lib/ holds board
+code only (the PC's profile is tools/hostboard.py).
 """
 
-import glob
 import os
 import shutil
 import subprocess
@@ -24,19 +24,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHES = ("armv6m", "xtensawin")
 OPT_LEVEL = 3
 PACKAGES = ("rbamp", "gateway")
-# Imported only by gateway.boards.detect() on a PC; it needs tools/rbampsim, which no board has.
-HOST_ONLY = ("lib/gateway/hostboard.py",)
 ENTRY_SCRIPTS = ("boot.py", "main.py")
 
 
 def board_modules():
-    """lib/<package>/*.py that go on a board, as paths relative to the repository root."""
+    """The .py files of lib/<package>/ and its subpackages (what manifest.py's package() freezes),
+    package manifests left out, as paths relative to the repository root (sorted per package)."""
     found = []
     for package in PACKAGES:
-        for path in sorted(glob.glob(os.path.join(ROOT, "lib", package, "*.py"))):
-            rel = os.path.relpath(path, ROOT).replace(os.sep, "/")
-            if rel not in HOST_ONLY and not rel.endswith("/manifest.py"):
-                found.append(rel)
+        in_package = []
+        for folder, dirs, names in os.walk(os.path.join(ROOT, "lib", package)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in names:
+                rel = os.path.relpath(os.path.join(folder, name), ROOT).replace(os.sep, "/")
+                if name.endswith(".py") and rel != "lib/%s/manifest.py" % package:
+                    in_package.append(rel)
+        found += sorted(in_package)
     return found
 
 

@@ -1,38 +1,65 @@
 #!/usr/bin/env bash
-# Puts MicroPython's umqtt/simple.py (PyPI: micropython-umqtt.simple) into CACHE_DIR/umqtt/.
-# The sdist has no working build file, so `pip download` fails after fetching it; pip is run with
-# --no-clean in a private TMPDIR so the fetched source survives, and simple.py is taken from there.
+# Puts the umqtt/simple.py that our firmware images freeze into CACHE_DIR/umqtt/, for the tests,
+# `make run` and the unix build (XRT_EXTRA_PATH, firmware/host_manifest.py): micropython-lib's copy
+# at the commit MicroPython v1.25.0 pins, taken from the offline MicroPython sources in VENDOR_DIR
+# (default ../shared/vendor beside this clone; read only, never copied into the repository).
 #
-# usage: tools/fetch_umqtt.sh PIP CACHE_DIR
+# firmware/umqtt-simple.sha256 records the file's SHA-256 and its path in the MicroPython tree: the
+# file is checked against it (a changed archive or pin fails here, loudly) and a copy in the cache
+# that differs (an older PyPI umqtt.simple, an edit) is replaced. Cheap when nothing changed: one
+# sha256sum of a 6.7 KB file. tests/test_umqtt_pin.py and tests/test_manifest.py check the same pin.
+#
+# usage: tools/fetch_umqtt.sh CACHE_DIR
+# Exit status: 2 for a wrong argument, 3 when the offline sources are missing, 1 when they hold
+# another file than the pin.
 set -euo pipefail
-pip=$1
-cache=$(mkdir -p "$2" && cd "$2" && pwd)
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -eq 1 ] || { echo "usage: tools/fetch_umqtt.sh CACHE_DIR" >&2; exit 2; }
+cache=$(mkdir -p "$1" && cd "$1" && pwd)
 target="$cache/umqtt/simple.py"
-version=1.3.4
-[ -f "$target" ] && exit 0
+pin_file="$root/firmware/umqtt-simple.sha256"
+pinned=$(cat "$root/firmware/MICROPYTHON_VERSION")
+read -r want member < "$pin_file"
+[[ "$want" =~ ^[0-9a-f]{64}$ ]] && [ -n "$member" ] || { echo "fetch_umqtt: $pin_file is not '<sha256>  <path>'" >&2; exit 2; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [ -f "$target" ] && [ "$(sha256_of "$target")" = "$want" ]; then
+    [ -f "$cache/umqtt/__init__.py" ] || touch "$cache/umqtt/__init__.py"
+    exit 0
+fi
+
+vendor=${VENDOR_DIR:-$root/../shared/vendor}
+archive_name="micropython-$pinned-rp2-src.tar.xz"
+archive="$vendor/$archive_name"
+if [ ! -f "$archive" ]; then
+    echo "fetch_umqtt: no $archive_name in $vendor: the tests use the umqtt.simple the images freeze," >&2
+    echo "fetch_umqtt: taken from MicroPython's offline sources; give VENDOR_DIR=<folder with them>" >&2
+    exit 3
+fi
+# The archive as SHA256SUMS names it (the same check tools/build_firmware.sh makes before a build).
+line=$(grep -E "^[0-9a-f]{64}  $archive_name\$" "$vendor/SHA256SUMS" 2>/dev/null) || {
+    echo "fetch_umqtt: $vendor/SHA256SUMS has no line for $archive_name" >&2; exit 3; }
+(cd "$vendor" && echo "$line" | sha256sum -c --quiet --status -) || {
+    echo "fetch_umqtt: $archive does not match its SHA256SUMS line: a damaged or changed archive" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/tmp" "$work/dl"
-TMPDIR="$work/tmp" "$pip" download --no-deps --no-binary :all: --no-clean --no-build-isolation \
-    -d "$work/dl" "micropython-umqtt.simple==$version" >"$work/pip.log" 2>&1 || true
-
-found=$(find "$work" -path '*umqtt/simple.py' -print -quit)
-if [ -z "$found" ]; then
-    archive=$(find "$work" -name "micropython-umqtt.simple-$version.tar.gz" -print -quit)
-    if [ -n "$archive" ]; then
-        mkdir -p "$work/x"
-        tar -xzf "$archive" -C "$work/x"
-        found=$(find "$work/x" -path '*umqtt/simple.py' -print -quit)
-    fi
+if ! tar -xJf "$archive" -C "$work" "micropython-$pinned/$member" 2>"$work/tar.log"; then
+    echo "fetch_umqtt: $archive has no micropython-$pinned/$member:" >&2
+    cat "$work/tar.log" >&2
+    exit 1
 fi
-if [ -z "$found" ]; then
-    echo "fetch_umqtt: could not obtain umqtt/simple.py from PyPI; pip said:" >&2
-    cat "$work/pip.log" >&2
+found="$work/micropython-$pinned/$member"
+got=$(sha256_of "$found")
+if [ "$got" != "$want" ]; then
+    echo "fetch_umqtt: $member in $archive_name has sha256 $got, but $pin_file pins $want:" >&2
+    echo "fetch_umqtt: the umqtt.simple the images freeze changed; check gateway's MQTT code against it, then update the pin" >&2
     exit 1
 fi
 mkdir -p "$cache/umqtt"
 cp "$found" "$target.tmp"
 mv "$target.tmp" "$target"
 touch "$cache/umqtt/__init__.py"
-echo "fetch_umqtt: $target" >&2
+echo "fetch_umqtt: $target (micropython-lib of MicroPython $pinned, sha256 ${want:0:16}...)" >&2

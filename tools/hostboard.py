@@ -1,14 +1,22 @@
 """The host profile: the gateway on a PC under MicroPython's unix port (``make run``, tests).
 
-The simulated modules (``tools/rbampsim``, on the path only on a PC) run in real time in a
+It lives with the PC tools, not in the gateway package: it drives the simulator, which no board
+has. ``gateway.boards.detect()`` imports it by its module name, ``hostboard``, on any platform
+other than esp32 and rp2; that name resolves only where ``tools/`` is on the path (``make run``,
+the tests) or where the unix build froze this file in (``firmware/host_manifest.py``). Nothing
+copies it to a board (``tools/deploy.py`` takes ``lib/`` only) and no board image freezes it.
+
+    MICROPYPATH=.frozen:lib:tools:.cache/umqtt RBAMP_DATA=.run micropython main.py
+
+The simulated modules (``tools/rbampsim``) run in real time in a
 process of their own, the simulator server of the data folder, so they outlive the gateway as a
 module outlives a board that resets: a SIGKILLed gateway starts again against a module that kept
 its period accumulator. The gateway reaches them through a loopback socket with the
 ``machine.I2C`` methods and a DRDY pin (``rbampsim.remote``); if no server runs for the data
 folder, the first gateway starts one (detached; it stops by itself a minute after the last
 gateway left). A frozen build, whose simulator source is not on disk, and
-``RBAMP_SIM_INPROC=1`` simulate inside the gateway instead, as before. The journal is a
-file-backed flash image and the network is the host's.
+``RBAMP_SIM_INPROC=1`` simulate inside the gateway instead, as before. The journal is the
+data folder's block files (``energy.d``, as on stock firmware) and the network is the host's.
 
 Environment: ``RBAMP_DATA`` (data folder, default ``.run``), ``RBAMP_SIM`` (``UI2@1.3`` style:
 variant and protocol), ``RBAMP_SIM_SEED``, ``RBAMP_SIM_HOUR`` (the simulated time of day the
@@ -23,7 +31,7 @@ every second (see ``rbampsim.host``).
 
 import os
 
-from gateway.boards import Board
+from gateway.board_profile import Board
 
 _POLL_MS = 10  # DRDY edges reach the driver at most this late (a window is 200 ms)
 _TICK_MS = 10

@@ -1,0 +1,175 @@
+"""The board profile every board shares: where config.json, the backlog and the journal live, how
+the I2C bus, the DRDY pin, Wi-Fi, the watchdog and a reset are made. A profile overrides what
+differs on its board (``gateway.boards`` holds the ESP32 and Pico W ones and picks one with
+``detect()``; the PC's profile lives with the PC tools, ``tools/hostboard.py``).
+
+Kept apart from ``gateway.boards`` so a profile defined outside the package (the PC's) can build
+on this class without importing the module that looks profiles up: no import cycle.
+
+    from gateway.board_profile import Board
+
+    class MyBoard(Board):
+        name = "mine"
+
+        def watchdog(self, timeout_ms):
+            return None          # no watchdog on this board
+
+    board = MyBoard()
+    bus = board.i2c(cfg)         # cfg: the validated config.json
+    print(board.config_path)     # /config.json
+"""
+
+JOURNAL_BLOCK_SIZE = 4096
+JOURNAL_BLOCKS = 16
+
+
+class Board:
+    """Common behaviour; a profile overrides what differs."""
+
+    name = "generic"
+    data_dir = ""
+
+    def __init__(self):
+        from rbamp.clock import SYSTEM_CLOCK
+
+        self.clock = SYSTEM_CLOCK
+        self.radio_failed = False  # the Wi-Fi chip did not start: not touched again until a reset
+
+    def path(self, name):
+        return self.data_dir + "/" + name if self.data_dir else "/" + name
+
+    @property
+    def config_path(self):
+        return self.path("config.json")
+
+    @property
+    def last_good_path(self):
+        return self.path("config.last_good.json")
+
+    def i2c(self, cfg):
+        from machine import I2C, Pin
+
+        i2c_cfg = cfg["i2c"]
+        if i2c_cfg.get("scl") is not None and i2c_cfg.get("sda") is not None:
+            return I2C(i2c_cfg["bus"], scl=Pin(i2c_cfg["scl"]), sda=Pin(i2c_cfg["sda"]), freq=i2c_cfg["freq"])
+        return I2C(i2c_cfg["bus"], freq=i2c_cfg["freq"])
+
+    def drdy_pin(self, cfg):
+        if cfg.get("drdy_pin") is None:
+            return None
+        from machine import Pin
+
+        return Pin(cfg["drdy_pin"], Pin.IN, Pin.PULL_UP)
+
+    def journal_device(self):
+        """The journal as block files on the board's filesystem (a single ``energy.img`` from an
+        earlier version is moved into them first, byte for byte)."""
+        from gateway.flashdev import BlockFilesDevice, adopt_image
+
+        path = self.path("energy.d")
+        adopt_image(self.path("energy.img"), path, JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
+        return BlockFilesDevice(path, JOURNAL_BLOCK_SIZE, JOURNAL_BLOCKS)
+
+    def reclaim_journal(self, device):
+        """The journal device holds data that is not a journal; return a device to format.
+
+        Journal files are moved aside (kept as ``<name>.foreign``, nothing is destroyed) and blank
+        ones take their place. A dedicated flash region is returned as it is: nothing but the
+        journal lives there, and foreign bytes only mean it was never formatted (a first boot
+        after flashing our image over a layout that kept a filesystem in that range).
+        """
+        from gateway.flashdev import BlockFilesDevice, FileBlockDevice, remove_tree
+
+        if not isinstance(device, (FileBlockDevice, BlockFilesDevice)):
+            return device
+        import os
+
+        device.close()
+        kept = device.path + ".foreign"
+        try:
+            os.stat(kept)
+            if isinstance(device, BlockFilesDevice):
+                remove_tree(kept)
+            else:
+                os.remove(kept)
+        except OSError:
+            pass  # no older copy to replace
+        os.rename(device.path, kept)
+        return type(device)(device.path, device.block_size, device.block_count)
+
+    def archive_journal(self, device, seq):
+        """Copy the whole journal device into ``energy.<seq>.img`` (a journal image that
+        ``rbamp journal`` reads) before a config change drops totals from the live journal.
+        Returns the file's path once the copy is complete and synced; an existing copy of the
+        same sequence number is kept as it is (the same journal was already kept aside)."""
+        import os
+
+        path = self.path("energy.%d.img" % seq)
+        try:
+            os.stat(path)
+            return path
+        except OSError:
+            pass  # not kept yet
+        blocks = device.ioctl(4, 0)
+        size = device.ioctl(5, 0)
+        buf = bytearray(size)
+        partial = path + ".part"
+        with open(partial, "wb") as f:
+            for block in range(blocks):
+                device.readblocks(block, buf, 0)
+                f.write(buf)
+        os.rename(partial, path)  # a copy cut short by a power cut never looks complete
+        return path
+
+    def unique_id(self):
+        import machine
+
+        return "".join("%02x" % b for b in machine.unique_id())
+
+    async def network_up(self, cfg, log):
+        """Join Wi-Fi; returns when connected (the caller bounds and retries it)."""
+        import network
+
+        wifi = cfg.get("wifi") or {}
+        if not wifi.get("ssid"):
+            raise OSError("wifi.ssid is not set in config.json")
+        if self.radio_failed:
+            raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
+        try:
+            wlan = network.WLAN(network.STA_IF)
+            wlan.active(True)
+            if wifi.get("hostname"):
+                network.hostname(wifi["hostname"])
+            if not wlan.isconnected():
+                wlan.connect(wifi["ssid"], wifi.get("password") or "")
+        except OSError as exc:
+            # The driver refuses (a wrong password or a missing network only show in the status,
+            # not as an error): the radio did not start. It is not started again: on the Pico W
+            # a second start after a failed one can block the whole CPU (seen on the emulated
+            # chip), and metering must go on without the network.
+            self.radio_failed = True
+            raise OSError("the Wi-Fi chip did not start (%s)" % exc)
+        for _ in range(300):
+            if wlan.isconnected():
+                return True
+            await self.clock.asleep_ms(100)
+        raise OSError("Wi-Fi %r did not connect within 30 s" % wifi["ssid"])
+
+    def network_ok(self):
+        import network
+
+        return network.WLAN(network.STA_IF).isconnected()
+
+    def watchdog(self, timeout_ms):
+        from machine import WDT
+
+        return WDT(timeout=timeout_ms)
+
+    def reset(self):
+        import machine
+
+        machine.reset()
+
+    async def background(self):
+        """Profile-specific task (the host profile drives its simulated module here)."""
+        return None
