@@ -671,20 +671,20 @@ def test_oversized_and_unwritable_cases():
 
 
 def test_every_schema_key_is_documented():
-    from gateway.config_schema import ROWS, SECTION, name_of, parent
+    from gateway.config_schema import ROWS, SECTION, path_of
 
     with open(REPO + "/docs/config.md") as handle:
         doc = handle.read()
     tables = {"": doc.split("### ")[1], "modules[]": doc.split("### `modules`")[1].split("### ")[0]}
-    for path, kind, _low, _high, _default, _rule, _check in ROWS:
-        if kind == SECTION and path[-2:] != "[]":
-            heading = "### `%s`" % path
+    for row in ROWS:
+        if row[2] == SECTION and row[1] != "[]":
+            heading = "### `%s`" % path_of(row)
             assert heading in doc, heading
-            tables[path] = doc.split(heading)[1].split("### ")[0]
+            tables[path_of(row)] = doc.split(heading)[1].split("### ")[0]
     documented = 0
-    for path, _kind, _low, _high, _default, _rule, _check in ROWS:
-        if path[-2:] == "[]":
+    for row in ROWS:
+        if row[1] == "[]":
             continue  # a list's entries, documented with the list
-        assert "| `%s` |" % name_of(path) in tables[parent(path)], path
+        assert "| `%s` |" % row[1] in tables[row[0]], path_of(row)
         documented += 1
     assert documented == 45, documented  # every key of the table, none skipped

@@ -93,7 +93,7 @@ def _salvage(raw, source):
         return config, taken
     chk = Checker(source, secret_values(raw))
     for row in children(""):
-        name = row[0]
+        name = row[1]
         if name not in SALVAGEABLE or raw.get(name) is None:
             continue
         try:

@@ -26,9 +26,8 @@ from gateway.config_schema import (
     SECTION,
     TEXT,
     children,
-    name_of,
-    parent,
-    row_for,
+    items_of,
+    path_of,
 )
 from gateway.config_secrets import REDACTED, is_secret_key, secret_values
 
@@ -122,8 +121,7 @@ def _known_elsewhere(name, section):
     """Keys of other sections named exactly ``name`` (a key put in the wrong section: "port" at
     the top level means "mqtt.port")."""
     lowered = name.lower()
-    return [row[0] for row in ROWS
-            if row[0][-2:] != "[]" and name_of(row[0]) == lowered and parent(row[0]) != section]
+    return [path_of(row) for row in ROWS if row[1] == lowered != "[]" and row[0] != section]
 
 
 class Checker:
@@ -159,28 +157,28 @@ class Checker:
             # kind only: whatever stands where a section belongs may be a pasted secret
             self.fail(key, "must be an object {...} (got %s)" % kind_of(raw))
         rows = children(path)
-        self._unknown_keys(key, path, raw, [name_of(row[0]) for row in rows])
+        self._unknown_keys(key, path, raw, [row[1] for row in rows])
         out = {}
         for row in rows:
-            name = name_of(row[0])
+            name = row[1]
             out[name] = self.entry(key + "." + name if key else name, row, raw, name)
         return out
 
     def entry(self, key, row, raw, name):
         value = raw.get(name)
-        if row[1] == SECTION:
-            return self.section(key, row[0], value)
+        if row[2] == SECTION:
+            return self.section(key, path_of(row), value)
         if value is None:
-            if row[4] is REQUIRED:
+            if row[5] is REQUIRED:
                 if name in raw:
                     self.fail(key, "must be set", None)
                 self.fail(key, "required key missing")
-            return copy(row[4])
+            return copy(row[5])
         return self.value(key, row, value)
 
     def value(self, key, row, value):
         """A set value checked by its row: its kind, bounds and named check; normalised."""
-        path, kind, low, high, _default, rule, check = row
+        _section, _name, kind, low, high, _default, rule, check = row
         if kind == INT:
             if type(value) is not int or value < low or value > high:
                 self.fail(key, rule or "must be an integer in %d..%d" % (low, high), value)
@@ -204,9 +202,9 @@ class Checker:
             if type(value) is not str or value not in low:
                 self.fail(key, "must be one of %s" % ", ".join(_quote(a) for a in low), value)
         elif kind == LIST:
-            value = self._list(key, path, value, low, high, rule)
+            value = self._list(key, path_of(row), value, low, high, rule)
         elif kind == SECTION:
-            value = self.section(key, path, value)
+            value = self.section(key, path_of(row), value)
         if check is not None and value is not None:
             value = check(self, key, value)
         return value
@@ -229,15 +227,10 @@ class Checker:
     def _list(self, key, path, value, low, high, rule):
         if type(value) is not list or not low <= len(value) <= high:
             self.fail(key, rule, value)
-        item_row = row_for(path + "[]")
+        item_row = items_of(path)
         out = []
         for index in range(len(value)):
-            item = value[index]
-            item_key = "%s[%d]" % (key, index)
-            if item_row[1] == SECTION:
-                out.append(self.section(item_key, item_row[0], item))
-            else:
-                out.append(self.value(item_key, item_row, item))
+            out.append(self.value("%s[%d]" % (key, index), item_row, value[index]))
         return out
 
     def _unknown_keys(self, key, path, raw, names):
@@ -272,10 +265,10 @@ def build_defaults():
     """A fresh config of defaults only (``mqtt.host`` null: no network)."""
     config = {}
     for row in children(""):
-        if row[1] == SECTION:
-            config[row[0]] = {name_of(field[0]): (None if field[4] is REQUIRED else copy(field[4]))
-                              for field in children(row[0])}
+        if row[2] == SECTION:
+            config[row[1]] = {field[1]: (None if field[5] is REQUIRED else copy(field[5]))
+                              for field in children(row[1])}
         else:
-            config[row[0]] = copy(row[4])
+            config[row[1]] = copy(row[5])
     config["mqtt"]["port"] = 1883  # the default without TLS
     return config

@@ -1,16 +1,18 @@
 """config.json's schema as a table: one row per key, read by the one checker (gateway.config_checker).
 
-    from gateway.config_schema import ROWS, children, row_for
+    from gateway.config_schema import children, path_of
 
-    for path, kind, low, high, default, rule, check in children("mqtt"):
-        print(path, kind, default)         # mqtt.host name REQUIRED, mqtt.port int None, ...
+    for row in children("mqtt"):
+        print(path_of(row), row[2], row[5])   # mqtt.host name REQUIRED, mqtt.port int None, ...
 
-A row is ``(path, kind, low, high, default, rule, check)``:
+A row is ``(section, name, kind, low, high, default, rule, check)``:
 
-- ``path``: the dotted key; ``modules[]`` is each entry of the list ``modules``, and
-  ``modules[].ct_models[]`` each entry of that list.
+- ``section`` and ``name``: where the key is. ``section`` is the dotted path of the object holding
+  it ("" at the top level; ``modules[]`` is each entry of the list ``modules``); ``name`` is the
+  key, or ``[]`` for the row every entry of the list ``section`` is checked by. Names are literals
+  so the checked dict's keys are the interned names, not fresh strings (the config stays ~1 KB).
 - ``kind``: ``SECTION`` (an object of the rows below it; null means all defaults), ``LIST`` (of
-  ``low..high`` entries, each checked by the row ``path[]``), ``INT`` and ``NUMBER`` (within
+  ``low..high`` entries, each checked by the list's ``[]`` row), ``INT`` and ``NUMBER`` (within
   ``low..high``; true/false are neither), ``BOOL``, ``TEXT`` (``low..high`` bytes of UTF-8 without
   control characters; ``""`` means not set, like null), ``NAME`` (``TEXT`` that may not be
   ``""``), ``CHOICE`` (one of the strings in ``low``, matched without regard to case and stored
@@ -146,7 +148,8 @@ def _modules(chk, key, modules):
     for index in range(len(modules)):
         address = modules[index]["address"]
         if address in seen:
-            chk.fail("%s[%d].address" % (key, index), "0x%02x is already used by %s[%d]" % (address, key, seen[address]))
+            chk.fail("%s[%d].address" % (key, index),
+                     "0x%02x is already used by %s[%d]" % (address, key, seen[address]))
         seen[address] = index
         channels += modules[index]["channels"] or 1
     if len(modules) + channels > JOURNAL_MODULES_AND_CHANNELS:
@@ -162,79 +165,78 @@ _DEFAULT_MODULES = [{"address": 0x50, "channels": None, "label": None, "sensor_c
                      "ct_models": None}]
 
 ROWS = (
-    ("device_id", TEXT, 1, 32, None, None, _device_id),
-    ("wifi", SECTION, 0, 0, None, None, None),
-    ("wifi.ssid", TEXT, 1, 32, None, None, None),
-    ("wifi.password", TEXT, 1, 64, None, None, _wpa_passphrase),
-    ("wifi.hostname", TEXT, 1, 32, None, None, _hostname),
-    ("mqtt", SECTION, 0, 0, None, None, None),
-    ("mqtt.host", NAME, 1, 253, REQUIRED, None, _host),
-    ("mqtt.port", INT, 1, 65535, None, None, None),  # null: 1883, or 8883 with tls (_mqtt_port)
-    ("mqtt.user", TEXT, 1, 256, None, None, None),
-    ("mqtt.password", TEXT, 1, 256, None, None, None),
-    ("mqtt.tls", BOOL, 0, 0, False, None, None),
-    ("mqtt.ca_file", TEXT, 1, 128, None, None, None),
-    ("mqtt.client_id", TEXT, 1, 64, None, None, _client_id),
-    ("mqtt.base_topic", NAME, 1, 64, "rbamp", None, _topic),
-    ("mqtt.keepalive", INT, 10, 3600, 60, None, None),
-    ("mqtt.qos", INT, 0, 1, 1, "must be 0 or 1", None),
-    ("mqtt.timeout_s", NUMBER, 0.5, 30, 5, None, None),
-    ("i2c", SECTION, 0, 0, None, None, None),
-    ("i2c.bus", INT, 0, 3, 0, None, None),
-    ("i2c.scl", INT, 0, 63, None, _PIN, None),
-    ("i2c.sda", INT, 0, 63, None, _PIN, None),
+    ("", "device_id", TEXT, 1, 32, None, None, _device_id),
+    ("", "wifi", SECTION, 0, 0, None, None, None),
+    ("wifi", "ssid", TEXT, 1, 32, None, None, None),
+    ("wifi", "password", TEXT, 1, 64, None, None, _wpa_passphrase),
+    ("wifi", "hostname", TEXT, 1, 32, None, None, _hostname),
+    ("", "mqtt", SECTION, 0, 0, None, None, None),
+    ("mqtt", "host", NAME, 1, 253, REQUIRED, None, _host),
+    ("mqtt", "port", INT, 1, 65535, None, None, None),  # null: 1883, or 8883 with tls (_mqtt_port)
+    ("mqtt", "user", TEXT, 1, 256, None, None, None),
+    ("mqtt", "password", TEXT, 1, 256, None, None, None),
+    ("mqtt", "tls", BOOL, 0, 0, False, None, None),
+    ("mqtt", "ca_file", TEXT, 1, 128, None, None, None),
+    ("mqtt", "client_id", TEXT, 1, 64, None, None, _client_id),
+    ("mqtt", "base_topic", NAME, 1, 64, "rbamp", None, _topic),
+    ("mqtt", "keepalive", INT, 10, 3600, 60, None, None),
+    ("mqtt", "qos", INT, 0, 1, 1, "must be 0 or 1", None),
+    ("mqtt", "timeout_s", NUMBER, 0.5, 30, 5, None, None),
+    ("", "i2c", SECTION, 0, 0, None, None, None),
+    ("i2c", "bus", INT, 0, 3, 0, None, None),
+    ("i2c", "scl", INT, 0, 63, None, _PIN, None),
+    ("i2c", "sda", INT, 0, 63, None, _PIN, None),
     # protocol.md: the module does not support 400 kHz and ESP32 already NACKs ~20 % at 100 kHz
-    ("i2c.freq", INT, 10000, 100000, 50000, "must be an integer in 10000..100000 Hz (the rbAmp module "
+    ("i2c", "freq", INT, 10000, 100000, 50000, "must be an integer in 10000..100000 Hz (the rbAmp module "
      "does not support 400 kHz; 50000 is recommended)", None),
-    ("drdy_pin", INT, 0, 63, None, _PIN, None),
-    ("modules", LIST, 1, MAX_MODULES, _DEFAULT_MODULES, "must be a list of 1..%d modules" % MAX_MODULES,
+    ("", "drdy_pin", INT, 0, 63, None, _PIN, None),
+    ("", "modules", LIST, 1, MAX_MODULES, _DEFAULT_MODULES, "must be a list of 1..%d modules" % MAX_MODULES,
      _modules),
-    ("modules[]", SECTION, 0, 0, None, None, None),
-    ("modules[].address", CUSTOM, 0, 0, REQUIRED, None, _address),
-    ("modules[].channels", INT, 1, 3, None, "must be the module's number of current channels, 1..3 "
+    ("modules", "[]", SECTION, 0, 0, None, None, None),
+    ("modules[]", "address", CUSTOM, 0, 0, REQUIRED, None, _address),
+    ("modules[]", "channels", INT, 1, 3, None, "must be the module's number of current channels, 1..3 "
      "(UI1/I1: 1, UI2/I2: 2, UI3/I3: 3)", None),
-    ("modules[].label", TEXT, 1, 8, None, None, _printable_ascii),
-    ("modules[].sensor_class", INT, 0, 3, None,
+    ("modules[]", "label", TEXT, 1, 8, None, None, _printable_ascii),
+    ("modules[]", "sensor_class", INT, 0, 3, None,
      "must be 0 (unset), 1 (SCT-013), 2 (wired CT) or 3 (built-in CT)", None),
-    ("modules[].ct_models", LIST, 1, 3, None, "must be a list of 1..3 CT model codes, one per channel", None),
-    ("modules[].ct_models[]", INT, 1, 7, None, "must be a CT model code in 1..7", None),
-    ("period_s", INT, 1, 3600, 60, None, None),
-    ("publish", SECTION, 0, 0, None, None, None),
-    ("publish.interval_s", NUMBER, 1, 3600, 10, None, None),
-    ("publish.power_change_w", NUMBER, 0, _INF, 50, None, None),
-    ("commit", SECTION, 0, 0, None, None, None),
-    ("commit.growth_wh", NUMBER, 0.001, 1000, 5, None, None),
-    ("commit.interval_s", INT, 1, 86400, 60, None, None),
-    ("mains_loss", SECTION, 0, 0, None, None, None),
-    ("mains_loss.voltage_v", NUMBER, 0, 400, 150, None, None),
-    ("homeassistant", SECTION, 0, 0, None, None, None),
-    ("homeassistant.discovery", BOOL, 0, 0, True, None, None),
-    ("homeassistant.prefix", NAME, 1, 64, "homeassistant", None, _topic),
-    ("ntp", SECTION, 0, 0, None, None, None),
-    ("ntp.enabled", BOOL, 0, 0, True, None, None),
-    ("ntp.host", NAME, 1, 253, "pool.ntp.org", None, _host),
-    ("log_level", CHOICE, LOG_LEVELS, 0, "info", None, None),
+    ("modules[]", "ct_models", LIST, 1, 3, None, "must be a list of 1..3 CT model codes, one per channel", None),
+    ("modules[].ct_models", "[]", INT, 1, 7, None, "must be a CT model code in 1..7", None),
+    ("", "period_s", INT, 1, 3600, 60, None, None),
+    ("", "publish", SECTION, 0, 0, None, None, None),
+    ("publish", "interval_s", NUMBER, 1, 3600, 10, None, None),
+    ("publish", "power_change_w", NUMBER, 0, _INF, 50, None, None),
+    ("", "commit", SECTION, 0, 0, None, None, None),
+    ("commit", "growth_wh", NUMBER, 0.001, 1000, 5, None, None),
+    ("commit", "interval_s", INT, 1, 86400, 60, None, None),
+    ("", "mains_loss", SECTION, 0, 0, None, None, None),
+    ("mains_loss", "voltage_v", NUMBER, 0, 400, 150, None, None),
+    ("", "homeassistant", SECTION, 0, 0, None, None, None),
+    ("homeassistant", "discovery", BOOL, 0, 0, True, None, None),
+    ("homeassistant", "prefix", NAME, 1, 64, "homeassistant", None, _topic),
+    ("", "ntp", SECTION, 0, 0, None, None, None),
+    ("ntp", "enabled", BOOL, 0, 0, True, None, None),
+    ("ntp", "host", NAME, 1, 253, "pool.ntp.org", None, _host),
+    ("", "log_level", CHOICE, LOG_LEVELS, 0, "info", None, None),
 )
 
 
-def parent(path):
-    """The section a row belongs to: "mqtt" for "mqtt.port", "" for a top-level key."""
-    dot = path.rfind(".")
-    return path[:dot] if dot >= 0 else ""
-
-
-def name_of(path):
-    return path[path.rfind(".") + 1:]
+def path_of(row):
+    """The dotted path a row stands for: "mqtt.port", "modules[]", "modules[].address"."""
+    section, name = row[0], row[1]
+    if name == "[]":
+        return section + "[]"
+    return section + "." + name if section else name
 
 
 def children(section):
     """The rows of a section's keys, in table order (the order problems are found in)."""
-    return [row for row in ROWS if row[0][-2:] != "[]" and parent(row[0]) == section]
+    return [row for row in ROWS if row[0] == section and row[1] != "[]"]
 
 
-def row_for(path):
+def items_of(path):
+    """The row each entry of the list at ``path`` is checked by."""
     for row in ROWS:
-        if row[0] == path:
+        if row[0] == path and row[1] == "[]":
             return row
     raise KeyError(path)
 
