@@ -15,6 +15,10 @@ BAD_CONFIGS = {
     "missing.json": '{"mqtt": {}}',
     "address.json": '{"mqtt": {"host": "h"}, "modules": [{"address": "0x80"}]}',
     "truncated.json": '{"mqtt": {"host": "h"}',
+    "wpa.json": '{"mqtt": {"host": "h"}, "wifi": {"ssid": "home", "password": "short"}}',
+    "lone-password.json": '{"mqtt": {"host": "h", "password": "no-user-secret"}}',
+    "journal.json": '{"mqtt": {"host": "h"}, "modules": [' + ", ".join(
+        '{"address": %d, "channels": 3}' % address for address in range(80, 85)) + ']}',
 }
 
 
@@ -59,6 +63,10 @@ def test_create_refuses_what_the_gateway_would_refuse(capsys, tmp_path, monkeypa
                           "i2c.freq", "400 kHz")
     assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--module", "0x50:x:9"), 2,
                           "sensor class '9'")
+    assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--mqtt-password", "pw-secret"),
+                          1, "mqtt.password:", "only sent together with a user name")
+    assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--wifi-ssid", "home",
+                              "--wifi-password", "short"), 1, "wifi.password:", "64 hex digits")
     assert not path.exists()
     monkeypatch.setenv("RBAMP_MQTT_PASSWORD", "from-the-environment")
     result = cli(capsys, "config", "create", str(path), "--broker", "h", "--mqtt-user", "u", "--json")
