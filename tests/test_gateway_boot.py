@@ -172,9 +172,13 @@ def test_gateway_restarts_at_any_phase_lose_at_most_one_window_each():
 def test_a_module_reboot_during_a_gateway_restart_counts_what_it_still_holds():
     counted, truth = _restarts((25.0,), reboot_module=True)
     lost = truth - counted
-    # the 25 s the module had accumulated died with it; nothing is counted twice
+    # the 25 s the module had accumulated died with it; nothing is counted twice. The new
+    # gateway's first latch after the module's power-on primes and is thrown away (protocol.md),
+    # so the module's boot (~250 ms) is lost too: up to one more window, depending on where the
+    # gateway's wake-ups fall in the window (CPython and MicroPython order them differently).
     gone = 3000.0 * 25 / 3.6
-    assert gone - 2 * _window_mwh(3000.0) <= lost <= gone + 2 * _window_mwh(3000.0), (lost, gone)
+    window = _window_mwh(3000.0)
+    assert gone - 2 * window <= lost <= gone + 3 * window, (lost, gone)
 
 
 def _power_cut(threshold_v):

@@ -151,7 +151,7 @@ def test_energy_a_module_lost_in_a_reboot_comes_back_from_the_samples():
     records = _run(clock, metering, 3.5, sims=sims)
     assert metering.modules[0].dev.stats.reboots == 1
     assert any(r["modules"]["0x50"].get("rebooted") for r in records)
-    assert metering.modules[0].refilled_mwh > 1000  # ~40 s of the ~150 W base load
+    assert metering.modules[0].ledger.refilled_mwh > 1000  # ~40 s of the ~150 W base load
     imp = (records[-1]["truth"][0].imported[0] - start.imported[0]) / 3600000000000
     assert abs(metering.totals()[0] - imp) <= 0.0005 * imp + 50, (metering.totals()[0], imp)
 

@@ -229,22 +229,21 @@ def simulate(days, emit):
     step = max(1, int(config["commit"]["growth_wh"] * 1000))
     policy = CommitPolicy(1, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
                           interval_ms=config["commit"]["interval_s"] * 1000, clock=clock)
-    metering = Metering(modules, clock, log, config["period_s"], store=store, policy=policy,
-                        mains_loss_v=config["mains_loss"]["voltage_v"])
-    gateway.metering = metering
-    gateway.store = store
-    metering.journal_hold = "starting"
-    metering.start()
-    gateway._apply_layout(state)
     link = _SubscriberLink()
-    gateway.link = link
-    gateway._seeded = True  # an empty broker: nothing retained to seed from
 
     def on_period(record):
         link.truth_now = _truth_uwh(sims)
         gateway._on_period(record)
 
-    metering.on_period = on_period
+    metering = Metering(modules, clock, log, config["period_s"], store=store, policy=policy,
+                        on_period=on_period, mains_loss_v=config["mains_loss"]["voltage_v"],
+                        journal_hold="starting")
+    gateway.metering = metering
+    gateway.store = store
+    metering.start()
+    gateway._apply_layout(state)
+    gateway.link = link
+    gateway._seeded = True  # an empty broker: nothing retained to seed from
     drdy = sims[0].drdy
     handler = drdy._handler
     plan = fault_schedule(days)
@@ -349,7 +348,7 @@ def simulate(days, emit):
     for module in modules:
         modules_out[module.key] = {"stats": module.dev.stats.to_dict(), "failures": module.failures,
                                    "transient_errors": module.transient_errors,
-                                   "refilled_mwh": module.refilled_mwh}
+                                   "refilled_mwh": module.ledger.refilled_mwh}
     sims_out = {}
     for sim in sims:
         sims_out["0x%02x" % sim.addr] = {"boots": sim.boots, "injected_nacks": sim.faults.injected_nacks,

@@ -54,8 +54,8 @@ class Gateway:
             count = channels.get(address, 0)
             module = MeteredModule(dev, address, module_cfg.get("label"), count, resume.get(address))
             totals = journal_totals(state, address, count)
-            if totals is not None:
-                module.restore(totals)
+            if totals is not None and module.ledger is not None:
+                module.ledger.restore(totals)
             modules.append(module)
         pin = self.board.drdy_pin(cfg)
         if pin is not None and modules:
@@ -155,7 +155,7 @@ class Gateway:
         for module in metering.modules:
             totals = plan.totals.get(module.address)
             if totals is not None:
-                module.restore(totals)
+                metering.restore_module(module, totals)
         if plan.changed or plan.dropped:
             metering.maybe_commit(REASON_LAYOUT)
 
@@ -220,12 +220,12 @@ class Gateway:
     def totals_payload(self):
         out = {}
         for module in self.metering.modules:
-            energy = module.energy
-            if energy is None:
+            ledger = module.ledger
+            if ledger is None:
                 continue  # never answered and named nowhere: no totals yet
             out[module.key] = {
-                "import_wh": [energy.consumption[ch].mwh() / 1000 for ch in range(module.channels)],
-                "export_wh": [energy.exported[ch].mwh() / 1000 for ch in range(module.channels)],
+                "import_wh": [ledger.import_mwh(ch) / 1000 for ch in range(module.channels)],
+                "export_wh": [ledger.export_mwh(ch) / 1000 for ch in range(module.channels)],
             }
         return out
 
@@ -238,7 +238,7 @@ class Gateway:
                 continue
             for ch in range(module.channels):
                 key = module.key + str(ch)
-                power = snap.power[ch]
+                power = module.power_now(ch)
                 last = self._last_powers.get(key)
                 if last is None or abs(power - last) >= threshold:
                     changed = True
@@ -248,15 +248,19 @@ class Gateway:
         for module in self.metering.modules:
             if module.snapshot is not None:
                 for ch in range(module.channels):
-                    self._last_powers[module.key + str(ch)] = module.snapshot.power[ch]
+                    self._last_powers[module.key + str(ch)] = module.power_now(ch)
 
     # ------------------------------------------------------------------ tasks
     async def publisher(self):
+        """After every round of samples: publish the state when the interval is due or a power
+        moved by the configured step; live values are read (by Metering) only then."""
         clock = self.clock
         interval_ms = int(self.config["publish"]["interval_s"] * 1000)
+        sampled = self.metering.sampled
         last = clock.ticks_ms()
         while True:
-            await clock.asleep_ms(200)
+            await sampled.wait()
+            sampled.clear()
             now = clock.ticks_ms()
             self.uptime_ms += clock.ticks_diff(now, last)  # accumulated: no ticks wrap after days
             last = now
@@ -269,6 +273,7 @@ class Gateway:
             self._last_state_ms = clock.ticks_ms()
             self._remember_powers()
             if self.link is not None:
+                self.metering.read_live()
                 self.link.publish_state(self.state_payload())
 
     def _on_period(self, record):
@@ -352,18 +357,18 @@ class Gateway:
             self.log.warning("could not read the retained totals: %s", exc)
             retained = None
         if isinstance(retained, dict):
-            seeded = []
+            before = self.metering.totals()
             for module in self.metering.modules:
                 entry = retained.get(module.key)
-                if not isinstance(entry, dict):
-                    entry = {}
+                if module.ledger is None or not isinstance(entry, dict):
+                    continue
                 imports = entry.get("import_wh") or []
                 exports = entry.get("export_wh") or []
+                seeded = []
                 for ch in range(module.channels):
                     seeded.append(_mwh(imports, ch))
                     seeded.append(_mwh(exports, ch))
-            before = self.metering.totals()
-            self.metering.restore(seeded)
+                self.metering.restore_module(module, seeded)
             if self.metering.totals() != before:
                 self.log.info("totals raised to the broker's retained values")
         self._seeded = True
@@ -394,14 +399,13 @@ class Gateway:
             step = max(1, int(cfg["commit"]["growth_wh"] * 1000))
             policy = CommitPolicy(1, step=step, headroom=min(DEFAULT_HEADROOM, step // 2),
                                   interval_ms=cfg["commit"]["interval_s"] * 1000, clock=self.clock)
+        # nothing is committed before the journal's layout is settled from durable facts
         metering = Metering(modules, self.clock, self.log, cfg["period_s"], store=self.store,
                             policy=policy, on_period=self._on_period, on_started=self._module_started,
-                            mains_loss_v=cfg["mains_loss"]["voltage_v"])
+                            mains_loss_v=cfg["mains_loss"]["voltage_v"],
+                            period_seq=state.backlog_seq if state is not None else 0,
+                            journal_hold="the journal's layout is not settled yet")
         self.metering = metering
-        if state is not None:
-            metering.period_seq = state.backlog_seq
-        # nothing is committed before the journal's layout is settled from durable facts
-        metering.journal_hold = "the journal's layout is not settled yet"
         metering.start()
         if self.store is not None:
             self._apply_layout(state)

@@ -17,10 +17,12 @@ answers, ``RbAmp.begin(resume=...)`` counts what it accumulated meanwhile.
 Nothing here waits on the network: the publisher reads what this module produces.
 """
 
+import asyncio
+
 from gateway.layout import RESUME_BYTES, clear_resume, pack_resume
+from gateway.ledger import Ledger, span
 from gateway.store import REASON_PERIOD, REASON_POWER_LOSS
 from rbamp import RbAmpError, RbAmpSnapshot, RbAmpStaleError
-from rbamp.energy import EnergyMeter
 
 WINDOW_MS = 200
 SETTLE_MS = 50
@@ -38,8 +40,12 @@ class MeteredModule:
 
     ``channels`` is the durable channel count (config.json or the journal, see gateway.layout);
     0 until the module has answered once when nothing durable names it. The energy counters live
-    here, not in the driver object: they hold the journal's totals while the module is away and
-    are handed to the driver when it begins.
+    here (``ledger``, gateway.ledger), not in the driver object: they hold the journal's totals
+    while the module is away and are handed to the driver when it begins.
+
+    Live values for the publisher: ``snapshot`` (the RT block), ``reactive_power`` (per channel)
+    and ``frequency``, read together by ``Metering.read_live()``; ``live_error`` says why they
+    are missing.
     """
 
     def __init__(self, dev, address, label=None, channels=0, resume=None):
@@ -48,62 +54,68 @@ class MeteredModule:
         self.key = "0x%02x" % address
         self.label = label
         self.channels = channels
-        self.energy = EnergyMeter(channels) if channels else None
+        self.ledger = Ledger(channels) if channels else None
         self.resume = resume  # the journal's resume point, used by the first begin of this boot
         self.begun = False    # begun at least once since boot: the driver holds the resume point
         self.status = "starting"
         self.error = None  # type: str | None
         self.snapshot = None
+        self.reactive_power = None  # type: list | None
+        self.frequency = None  # type: float | None
+        self.live_error = None  # type: str | None
         self.last_period = None
         self.retry_at_ms = 0
         self.failures = 0
         self.sample_failures = 0  # in a row
         self.period_failures = 0  # in a row
         self.transient_errors = 0  # failed samples and periods that did not make it unreachable
-        # at the last good latch (or begin): the driver's reboot count, and per channel the
-        # sampled RT import and the latched consumption, in mWh (see Metering._fill_reboot_gap)
-        self.reboots_seen = 0
-        self.sampled_mwh = None
-        self.counted_mwh = None
-        self.refilled_mwh = 0  # energy put back after module reboots, all channels
-        # mains loss: import since the last latch taken from our samples and committed early
-        self.provisional_mwh = [0] * channels
+        self.reboots_seen = 0  # the driver's reboot count at the last good latch (or begin)
+        # mains loss: the open period's import was counted early from our samples, so the
+        # module's resume point no longer applies
         self.resume_cleared = False
         self.mains_seen = False  # armed only once the voltage was seen above the threshold
+
+    def power_now(self, ch):
+        """Channel ``ch``'s signed power in W from the newest 5 Hz sample."""
+        return self.snapshot.power[ch]
 
     @property
     def ready(self):
         return self.begun and self.status != "unreachable" and self.status != "wrong device"
 
-    def restore(self, totals):
-        """Counters from the journal (or seeded): ``[import, export] x channels``, never lower."""
-        energy = self.energy
-        for ch in range(self.channels):
-            if 2 * ch + 1 < len(totals):
-                if totals[2 * ch] > energy.consumption[ch].mwh():
-                    energy.consumption[ch].set_mwh(totals[2 * ch])
-                if totals[2 * ch + 1] > energy.exported[ch].mwh():
-                    energy.exported[ch].set_mwh(totals[2 * ch + 1])
+    def learn_channels(self, channels, meter):
+        """The module answered for the first time and nothing durable named its channel count:
+        its counters are the driver's own (``meter``)."""
+        self.channels = channels
+        self.ledger = Ledger(channels, meter)
 
 
 class Metering:
+    """Samples, latches and commits a list of ``MeteredModule``.
+
+    ``store``/``policy``: the journal and its commit policy (None: nothing is kept).
+    ``on_period(record)``: called with every period record. ``on_started(module, learned)``: after
+    a module was begun; ``learned``: its channel count was not known before (it joined the
+    journal's layout). ``period_seq``: the last period record's number (the backlog position).
+    ``journal_hold``: why commits must wait (a journal whose layout is not settled), or None.
+    """
+
     def __init__(self, modules, clock, log, period_s, store=None, policy=None, on_period=None,
-                 on_started=None, mains_loss_v=0):
+                 on_started=None, mains_loss_v=0, period_seq=0, journal_hold=None):
         self.modules = modules
         self.clock = clock
         self.log = log
         self.period_ms = period_s * 1000
         self.store = store
         self.policy = policy
-        self.on_period = on_period  # callback(record dict)
-        # callback(module, learned) after a module was begun; learned: its channel count was not
-        # known before (it joined the journal's layout)
+        self.on_period = on_period
         self.on_started = on_started
-        self.journal_hold = None  # type: str | None  # why commits must wait (a journal not mapped yet)
+        self.journal_hold = journal_hold  # type: str | None
+        self.sampled = asyncio.Event()  # set after every round of samples (the publisher waits on it)
         self.samples = 0
         self.sample_wakeups = 0
         self.periods = 0
-        self.period_seq = 0  # sequence number of the last period record (the backlog position)
+        self.period_seq = period_seq
         self.commits = 0
         self.commit_errors = 0
         self.mains_losses = 0
@@ -122,8 +134,8 @@ class Metering:
         """Begin one module (at boot or when it comes back). False if it did not answer or is
         not the module the durable layout names; never raises for a module's own trouble."""
         dev = module.dev
-        if module.energy is not None:
-            dev.energy = module.energy
+        if module.ledger is not None:
+            dev.energy = module.ledger.meter
         if module.begun:
             resume = (dev.window_us, dev.counted_uptime_s, dev.counted_fingerprint)
         else:
@@ -145,9 +157,7 @@ class Metering:
             return False
         learned = not module.channels
         if learned:
-            module.channels = dev.channels
-            module.energy = dev.energy
-            module.provisional_mwh = [0] * dev.channels
+            module.learn_channels(dev.channels, dev.energy)
             self._layout_version += 1
         module.begun = True
         module.resume = None
@@ -181,40 +191,8 @@ class Metering:
         return [(m.address, m.channels) for m in self.modules if m.channels]
 
     def _remember_latch(self, module):
-        dev = module.dev
-        module.reboots_seen = dev.stats.reboots
-        energy = module.energy
-        module.sampled_mwh = [energy.imported[ch].mwh() for ch in range(module.channels)]
-        module.counted_mwh = [energy.consumption[ch].mwh() for ch in range(module.channels)]
-
-    def _fill_reboot_gap(self, module):
-        """A module that rebooted lost what it had accumulated since our last good latch; the
-        gateway's own 5 Hz RT samples measured that span too, so the consumption counter gets
-        the part the module no longer reported (never less than the module's own figure)."""
-        energy = module.energy
-        for ch in range(module.channels):
-            sampled = energy.imported[ch].mwh() - module.sampled_mwh[ch]
-            counted = energy.consumption[ch].mwh() - module.counted_mwh[ch]
-            if sampled > counted:
-                counter = energy.consumption[ch]
-                counter.set_mwh(counter.mwh() + sampled - counted)
-                module.refilled_mwh += sampled - counted
-                self.log.info("module %s ch%d: %d mWh it lost in its reboot taken from our samples",
-                              module.key, ch, sampled - counted)
-
-    def _settle_provisional(self, module):
-        """The latch after a mains-loss commit: the period's import was partly counted early from
-        our samples (P); the module's latched figure (E) replaces it, counted once: max(P, E)."""
-        energy = module.energy
-        for ch in range(module.channels):
-            early = module.provisional_mwh[ch]
-            if early:
-                counter = energy.consumption[ch]
-                latched = counter.mwh() - module.counted_mwh[ch] - early
-                if latched > 0:
-                    counter.set_mwh(counter.mwh() - (latched if latched < early else early))
-                module.provisional_mwh[ch] = 0
-        module.resume_cleared = False
+        module.reboots_seen = module.dev.stats.reboots
+        module.ledger.mark_latch()
 
     def channel_count(self):
         return sum(m.channels for m in self.modules)
@@ -223,10 +201,8 @@ class Metering:
         """``[import, export]`` mWh per channel of every module in the layout, in config order."""
         out = []
         for module in self.modules:
-            energy = module.energy
-            for ch in range(module.channels):
-                out.append(energy.consumption[ch].mwh())
-                out.append(energy.exported[ch].mwh())
+            if module.ledger is not None:
+                module.ledger.append_totals(out)
         return out
 
     def restore(self, totals):
@@ -234,10 +210,17 @@ class Metering:
         i = 0
         for module in self.modules:
             if module.channels:
-                module.restore(totals[i:i + 2 * module.channels])
-                i += 2 * module.channels
-                if module.begun:
-                    self._remember_latch(module)
+                self.restore_module(module, totals[i:i + span(module.channels)])
+                i += span(module.channels)
+
+    def restore_module(self, module, totals):
+        """Raise one module's counters to ``totals`` (``[import, export]`` per channel); what
+        they jumped by is not energy of the open period."""
+        if module.ledger is None:
+            return
+        module.ledger.restore(totals)
+        if module.begun:
+            self._remember_latch(module)
 
     def _transient(self, module, exc, in_a_row, limit):
         """A failure that the next sample or period makes good, unless it keeps happening."""
@@ -293,6 +276,24 @@ class Metering:
         if lost:
             self.mains_lost("RT voltage below the threshold")
 
+    def read_live(self):
+        """Read every ready module's live values for the publisher (the RT block, reactive power
+        per channel, frequency). A failure counts like a failed sample and sets ``live_error``."""
+        for module in self.modules:
+            if not module.ready:
+                continue
+            dev = module.dev
+            try:
+                dev.read_all(into=module.snapshot)
+                module.reactive_power = [dev.read_reactive_power(ch) for ch in range(module.channels)]
+                module.frequency = dev.read_frequency()
+            except RbAmpError as exc:
+                module.live_error = str(exc)
+                module.sample_failures += 1
+                self._transient(module, exc, module.sample_failures, SAMPLE_FAILURES_UNREACHABLE)
+                continue
+            module.live_error = None
+
     def _voltage_lost(self, module):
         """True once, when the RT voltage falls below the threshold (float32 bits of a positive
         number order like the number: compared as an int, nothing allocates)."""
@@ -325,20 +326,15 @@ class Metering:
             self._wake_us = clock.ticks_us()
             self.sample_wakeups += 1
             self.sample_once()
+            self.sampled.set()
 
     def mains_lost(self, why):
         """Commit at once, before the gateway's own supply dies: the import of every module's
         open period is taken from our 5 Hz samples (settled at the next latch if we survive)."""
         for module in self.modules:
-            if not module.begun or module.sampled_mwh is None:
+            if not module.begun or not module.ledger.latch_marked:
                 continue
-            energy = module.energy
-            for ch in range(module.channels):
-                early = energy.imported[ch].mwh() - module.sampled_mwh[ch] - module.provisional_mwh[ch]
-                if early > 0:
-                    counter = energy.consumption[ch]
-                    counter.set_mwh(counter.mwh() + early)
-                    module.provisional_mwh[ch] += early
+            module.ledger.count_open_period_early()
             module.resume_cleared = True
         committed = self.maybe_commit(REASON_POWER_LOSS)
         self.mains_losses += 1
@@ -385,13 +381,16 @@ class Metering:
                 entry["max_p"] = round(p.max_p, 2)
                 entry["dt_ms"] = p.dt_ms
                 entry["windows"] = p.commit_count
+                ledger = module.ledger
                 if not p.rebooted and module.resume_cleared:
-                    self._settle_provisional(module)
+                    ledger.settle_provisional()
                 else:
-                    module.provisional_mwh = [0] * module.channels
-                    module.resume_cleared = False
-                if module.dev.stats.reboots != module.reboots_seen and module.sampled_mwh is not None:
-                    self._fill_reboot_gap(module)
+                    ledger.drop_provisional()
+                module.resume_cleared = False
+                if module.dev.stats.reboots != module.reboots_seen and ledger.latch_marked:
+                    for ch, mwh in ledger.fill_reboot_gap():
+                        self.log.info("module %s ch%d: %d mWh it lost in its reboot taken from our "
+                                      "samples", module.key, ch, mwh)
                 self._remember_latch(module)
                 if p.rebooted:
                     module.status = "rebooted"
@@ -408,9 +407,9 @@ class Metering:
                 module.period_failures += 1
                 self._transient(module, exc, module.period_failures, PERIOD_FAILURES_UNREACHABLE)
                 entry["error"] = str(exc)
-            energy = module.energy
-            entry["import_wh"] = [energy.consumption[ch].mwh() / 1000 for ch in range(module.channels)]
-            entry["export_wh"] = [energy.exported[ch].mwh() / 1000 for ch in range(module.channels)]
+            ledger = module.ledger
+            entry["import_wh"] = [ledger.import_mwh(ch) / 1000 for ch in range(module.channels)]
+            entry["export_wh"] = [ledger.export_mwh(ch) / 1000 for ch in range(module.channels)]
             record_modules[module.key] = entry
         self.periods += 1
         self.period_seq += 1
