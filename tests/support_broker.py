@@ -56,12 +56,24 @@ def unique(name):
     return "%s-%s-%d" % (name, xrt.runtime(), _counter[0])
 
 
-def mqtt_config(**overrides):
-    host, port = broker_address()
-    cfg = {"host": host, "port": port, "user": None, "password": None, "tls": False, "ca_file": None,
-           "client_id": None, "base_topic": unique("xrt"), "keepalive": 60, "qos": 1, "timeout_s": 2}
-    cfg.update(overrides)
+def full_mqtt_config(**overrides):
+    """An mqtt section as gateway.config hands it to the link: every key present, the port
+    resolved. Values are taken as given (the link trusts them: keepalive 1 s is fine here)."""
+    cfg = {"host": None, "port": 1883, "user": None, "password": None, "tls": False, "ca_file": None,
+           "client_id": None, "base_topic": "rbamp", "keepalive": 60, "qos": 1, "timeout_s": 5}
+    for key in overrides:
+        if key not in cfg:
+            raise KeyError("not an mqtt config key: %r" % key)
+        cfg[key] = overrides[key]
     return cfg
+
+
+def mqtt_config(**overrides):
+    """The mqtt section for the test broker, under a base topic of its own."""
+    host, port = broker_address()
+    cfg = {"host": host, "port": port, "base_topic": unique("xrt"), "timeout_s": 2}
+    cfg.update(overrides)
+    return full_mqtt_config(**cfg)
 
 
 class ListLog:

@@ -203,15 +203,52 @@ def test_discovery_for_a_three_channel_module_fits_in_14_kb():
     assert total < 14 * 1024, total  # measured: 12.4 KB
 
 
-def test_bad_input_is_refused_with_the_key_named():
-    bad_address = [{"address": 0x90, "channels": 1}]
-    assert "address" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", bad_address, ORIGIN))
-    twice = [{"address": 0x50, "channels": 1}, {"address": 0x50, "channels": 2}]
-    assert "twice" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", twice, ORIGIN))
-    no_channels = [{"address": 0x50}]
-    assert "channels" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", no_channels, ORIGIN))
-    assert "prefix" in str(xrt.raises(ValueError, discovery_messages, "ha/#", "b", "d", MODULES, ORIGIN))
-    assert "device_id" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "gw+1", MODULES, ORIGIN))
-    assert "origin" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d", MODULES, {}))
-    assert "label" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", "d",
-                                     [{"address": 0x50, "channels": 1, "label": 5}], ORIGIN))
+def test_a_device_id_that_is_not_one_topic_level_is_refused():
+    # prefix, base topic and modules come validated from config.json and metering; the device id
+    # may come from a file on the board
+    for bad in ("gw+1", "gw/x", "#", ""):
+        assert "device_id" in str(xrt.raises(ValueError, discovery_messages, "ha", "b", bad, MODULES, ORIGIN))
+
+
+def test_the_templates_name_the_keys_the_payload_builders_write():
+    from gateway import payloads
+
+    class Snap:
+        voltage = 230.04
+        current = [1.5]
+        power = [345.04]
+        power_factor = [0.971]
+
+    class Ledger:
+        channels = 1
+
+        def import_mwh(self, ch):
+            return 1234500
+
+        def export_mwh(self, ch):
+            return 250
+
+    class Module:
+        key = "0x50"
+        status = "ok"
+        ready = True
+        channels = 1
+        snapshot = Snap()
+        reactive_power = [12.54]
+        frequency = 50.021
+        live_error = None
+        error = None
+        ledger = Ledger()
+
+    state = payloads.state([Module()], 1000, None, 5, 0, False, None)
+    totals = payloads.totals([Module()])
+    assert totals == {"0x50": {"import_wh": [1234.5], "export_wh": [0.25]}}
+    module = [{"address": 0x50, "label": "house", "channels": 1, "has_voltage": True}]
+    seen = {}
+    for _, payload in discovery_messages("ha", "b", "d", module, ORIGIN):
+        config = json.loads(payload)
+        source = totals if config["stat_t"].endswith("totals") else state
+        seen[config["uniq_id"]] = render(config["val_tpl"], source)
+    assert seen == {"d_50_voltage": 230.0, "d_50_frequency": 50.02, "d_50_current_0": 1.5,
+                    "d_50_power_0": 345.0, "d_50_power_factor_0": 0.971, "d_50_reactive_power_0": 12.5,
+                    "d_50_import_wh_0": 1234.5, "d_50_export_wh_0": 0.25}, seen

@@ -143,7 +143,8 @@ class Log:
     def warning(self, fmt, *args): self._p("W", fmt, args)
     def error(self, fmt, *args): self._p("E", fmt, args)
 
-cfg = {"host": "127.0.0.1", "port": PORT, "base_topic": "kill", "keepalive": 60, "qos": 1, "timeout_s": 2}
+cfg = {"host": "127.0.0.1", "port": PORT, "user": None, "password": None, "tls": False, "ca_file": None,
+       "client_id": None, "base_topic": "kill", "keepalive": 60, "qos": 1, "timeout_s": 2}
 link = MqttLink(cfg, "gw-kill", Log(), rng_seed=1)
 link.set_ha_prefix("hakill")
 link.set_discovery(discovery_messages("hakill", "kill", "gw-kill",
@@ -226,7 +227,7 @@ import support_broker as sb
 sb.install_umqtt_names()
 from gateway.mqtt_link import MqttLink
 
-cfg = {"host": "127.0.0.1", "port": PORT, "base_topic": "am", "keepalive": 60, "qos": 1, "timeout_s": 3}
+cfg = sb.full_mqtt_config(host="127.0.0.1", port=PORT, base_topic="am", timeout_s=3)
 log = sb.ListLog()
 link = MqttLink(cfg, "gw", log, rng_seed=1)
 
@@ -288,8 +289,7 @@ sb.install_umqtt_names()
 from gateway.mqtt_link import MqttLink
 
 for name, ca in (("right", CA), ("none", None), ("wrong", OTHER)):
-    cfg = {"host": "127.0.0.1", "port": PORT, "tls": True, "ca_file": ca, "base_topic": "tls",
-           "keepalive": 60, "qos": 1, "timeout_s": 3}
+    cfg = sb.full_mqtt_config(host="127.0.0.1", port=PORT, tls=True, ca_file=ca, base_topic="tls", timeout_s=3)
     log = sb.ListLog()
     link = MqttLink(cfg, "gw-" + name, log, rng_seed=1)
 

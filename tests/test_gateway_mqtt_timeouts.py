@@ -16,9 +16,7 @@ def link_for(port, clock=None, timeout_s=0.5, backlog=None, **extra):
     sb.install_umqtt_names()
     from gateway.mqtt_link import MqttLink
 
-    cfg = {"host": "127.0.0.1", "port": port, "base_topic": "t", "keepalive": 60, "qos": 1,
-           "timeout_s": timeout_s}
-    cfg.update(extra)
+    cfg = sb.full_mqtt_config(host="127.0.0.1", port=port, base_topic="t", timeout_s=timeout_s, **extra)
     log = sb.ListLog()
     link = MqttLink(cfg, "gw", log, clock=clock, rng_seed=11, backlog=backlog)
     if clock is None:
@@ -151,7 +149,7 @@ def test_no_puback_times_out_and_the_record_stays_in_the_backlog():
 
 
 def test_connect_packet_matches_the_mqtt_3_1_1_layout():
-    from gateway.mqtt_link import connect_packet
+    from gateway.mqtt_wire import connect_packet
 
     packet = connect_packet("gw", 60, "u", "p", "a/b", b"offline", 1, True)
     body = (b"\x00\x04MQTT\x04" + bytes([0x02 | 0x04 | 0x08 | 0x20 | 0x80 | 0x40]) + b"\x00\x3c"
@@ -166,61 +164,67 @@ def test_connect_packet_matches_the_mqtt_3_1_1_layout():
 
 
 def test_unsubscribe_packet_layout():
-    from gateway.mqtt_link import unsubscribe_packet
+    from gateway.mqtt_wire import unsubscribe_packet
 
     assert bytes(unsubscribe_packet(0x1234, "a/b")) == b"\xa2\x07\x12\x34\x00\x03a/b"
 
 
 def test_packet_framing_waits_for_whole_packets():
-    from gateway.mqtt_link import MqttError, _Stream
+    from gateway.mqtt_wire import MqttError, _UmqttSocket
 
-    class Fake:
-        def __init__(self, chunks):
-            self.chunks = list(chunks)
-
-        def recv(self, n):
-            if not self.chunks:
-                raise OSError(11)  # EAGAIN
-            return self.chunks.pop(0)
-
-        def send(self, data):
-            return len(data)
-
-        def close(self):
-            pass
-
-    stream = _Stream(Fake([b"\x30", b"\x82", b"\x01", b"\x00" * 130, b"\x40\x02\x00"]))
-    assert stream.next_packet() is None
-    stream.receive_some()
-    assert stream.next_packet() is None  # only the type byte
-    stream.receive_some()
-    stream.receive_some()
-    assert stream.next_packet() is None  # header complete, body missing
-    stream.receive_some()
-    assert stream.next_packet() == (0x30, 3 + 130)
-    stream.read(133)
-    stream.receive_some()
-    assert stream.next_packet() is None  # PUBACK without its last byte
-    assert stream.receive_some() == 0  # nothing more: would block
-    assert isinstance(xrt.raises(MqttError, stream.read, 4), MqttError)
-    closed = _Stream(Fake([b""]))
-    assert isinstance(xrt.raises(OSError, closed.receive_some), OSError)
+    buffers = _UmqttSocket()
+    assert buffers.next_packet() is None
+    buffers.feed(b"\x30")
+    assert buffers.next_packet() is None  # only the type byte
+    buffers.feed(b"\x82")
+    buffers.feed(b"\x01")
+    assert buffers.next_packet() is None  # header complete, body missing
+    buffers.feed(b"\x00" * 130)
+    assert buffers.next_packet() == (0x30, 3 + 130)
+    buffers.read(133)
+    buffers.feed(b"\x40\x02\x00")
+    assert buffers.next_packet() is None  # PUBACK without its last byte
+    assert isinstance(xrt.raises(MqttError, buffers.read, 4), MqttError)
+    assert buffers.next_packet() is None  # a failed read takes nothing
+    buffers.feed(b"\x07")
+    assert buffers.next_packet() == (0x40, 4) and bytes(buffers.read(4)) == b"\x40\x02\x00\x07"
+    buffers.feed(b"\x30\xff\xff\xff\xff\x01")
+    assert "malformed" in str(xrt.raises(MqttError, buffers.next_packet))
 
 
-def test_bad_configuration_and_bad_calls_are_refused_clearly():
+def test_a_peer_that_closes_ends_the_session_with_a_clear_error():
+    server = sb.FakeServer(b"\x20\x02\x00\x00", close_after_reply=True)  # CONNACK, then gone
+    link, log = link_for(server.port)
+
+    async def main():
+        serving = asyncio.create_task(server.serve())
+        task = asyncio.create_task(link.run())
+        try:
+            await sb.wait_until(lambda: link.stats["failures"] >= 1, 15000, "the closed connection")
+        finally:
+            await sb.finish(link, task)
+            server.close()
+            serving.cancel()
+
+    sb.run(main())
+    error = link.stats["last_error"]
+    assert "closed the connection" in error or "ECONNRESET" in error or "104" in error or "32" in error, error
+
+
+def test_what_the_config_cannot_check_is_refused_clearly():
+    # the mqtt section comes validated from gateway.config (tests/test_gateway_config.py); the
+    # device id (possibly read from a file on the board) and the calls are checked here
     sb.install_umqtt_names()
     from gateway.mqtt_link import MqttLink
 
     log = sb.ListLog()
-    assert "mqtt.host" in str(xrt.raises(ValueError, MqttLink, {"port": 1883}, "gw", log))
-    assert "mqtt.port" in str(xrt.raises(ValueError, MqttLink, {"host": "h", "port": "1883"}, "gw", log))
-    assert "mqtt.qos" in str(xrt.raises(ValueError, MqttLink, {"host": "h", "qos": 2}, "gw", log))
-    assert "device_id" in str(xrt.raises(ValueError, MqttLink, {"host": "h"}, "", log))
-    link = MqttLink({"host": "h", "password": "pw-only"}, "gw", log)
+    assert "device_id" in str(xrt.raises(ValueError, MqttLink, sb.full_mqtt_config(host="h"), "", log))
+    assert "device_id" in str(xrt.raises(ValueError, MqttLink, sb.full_mqtt_config(host="h"), "gw/#", log))
+    link = MqttLink(sb.full_mqtt_config(host="h", password="pw-only"), "gw", log)
     assert "password without a user name" in log.text() and "pw-only" not in log.text()
     assert link.port == 1883 and link.client_id == "gw" and link.topic("state") == "rbamp/gw/state"
-    tls = MqttLink({"host": "h", "tls": True, "client_id": "me", "base_topic": "home/meters"}, "gw", log)
-    assert tls.port == 8883 and tls.client_id == "me" and tls.topic("totals") == "home/meters/gw/totals"
+    other = MqttLink(sb.full_mqtt_config(host="h", client_id="me", base_topic="home/meters"), "gw", log)
+    assert other.client_id == "me" and other.topic("totals") == "home/meters/gw/totals"
     assert "seq" in str(xrt.raises(ValueError, link.publish_period, {"no": "seq"}))
     assert link.publish_period({"seq": 5}) is True
     assert link.publish_period({"seq": 5}) is False  # not above the last: refused, not raised
@@ -232,7 +236,7 @@ def test_stop_without_run_returns_at_once():
     sb.install_umqtt_names()
     from gateway.mqtt_link import MqttLink
 
-    link = MqttLink({"host": "127.0.0.1", "port": 1}, "gw", sb.ListLog())
+    link = MqttLink(sb.full_mqtt_config(host="127.0.0.1", port=1), "gw", sb.ListLog())
     sb.run(link.stop(), timeout_s=5)
     assert not link.connected
 

@@ -29,55 +29,35 @@ Availability: a sensor is available while both the gateway (``<base>/<id>/availa
 its last will) and its module (``<base>/<id>/module/<key>/availability``, retained, "offline"
 while the module does not answer) say "online" (``availability_mode: all``).
 
-Payloads the application publishes (keys of modules: ``module_key(address)``, e.g. "0x50"):
-
-state, ``<base>/<id>/state``, QoS 0::
-
-    {"modules": {"0x50": {"status": "ok",          # "ok", "unreachable", "rebooted"
-                          "voltage": 231.4,         # V, only with a voltage input
-                          "frequency": 50.0,        # Hz
-                          "current": [1.234],       # A, one per channel
-                          "power": [270.1],         # W, signed: < 0 is export
-                          "power_factor": [0.95],   # a ratio in -1..1 (no unit, not %)
-                          "reactive_power": [12.0], # var
-                          "error": "..."}},         # only when something failed
-     ...}                                           # other top-level keys are free
-
-    A module whose values could not be read leaves them out; its sensors then read "None",
-    which Home Assistant shows as unknown (the templates default to none instead of failing).
-
-totals, ``<base>/<id>/totals``, retained::
-
-    {"0x50": {"import_wh": [1234.567], "export_wh": [0.0]}}    # Wh, one per channel, never decreasing
-
-period, ``<base>/<id>/period``: ``{"seq": n, "ts": unix s or null, "modules": {...}}`` (not used
-by discovery).
+The templates read the state and totals payloads of gateway.payloads (their keys are defined
+there). The arguments come from the validated config.json (prefix, base_topic) and from metering's
+modules; they are not checked again here. Only the device id, which may come from a file on the
+board, is checked (gateway.payloads.topic_prefix).
 """
 
 import json
 
+from gateway import payloads
+from gateway.payloads import (CURRENT, EXPORT_WH, FREQUENCY, IMPORT_WH, POWER, POWER_FACTOR,
+                              REACTIVE_POWER, VOLTAGE, module_key)
+
 # (key in the state payload, name, device_class, unit, state_class, display precision)
 MODULE_QUANTITIES = (
-    ("voltage", "Voltage", "voltage", "V", "measurement", 1),
-    ("frequency", "Frequency", "frequency", "Hz", "measurement", 2),
+    (VOLTAGE, "Voltage", "voltage", "V", "measurement", 1),
+    (FREQUENCY, "Frequency", "frequency", "Hz", "measurement", 2),
 )
 CHANNEL_QUANTITIES = (
-    ("current", "Current", "current", "A", "measurement", 3),
-    ("power", "Power", "power", "W", "measurement", 1),
-    ("power_factor", "Power factor", "power_factor", None, "measurement", 2),
-    ("reactive_power", "Reactive power", "reactive_power", "var", "measurement", 1),
+    (CURRENT, "Current", "current", "A", "measurement", 3),
+    (POWER, "Power", "power", "W", "measurement", 1),
+    (POWER_FACTOR, "Power factor", "power_factor", None, "measurement", 2),
+    (REACTIVE_POWER, "Reactive power", "reactive_power", "var", "measurement", 1),
 )
 # (key in the totals payload, name); all device_class energy, Wh, total_increasing
 ENERGY_QUANTITIES = (
-    ("import_wh", "Energy import"),
-    ("export_wh", "Energy export"),
+    (IMPORT_WH, "Energy import"),
+    (EXPORT_WH, "Energy export"),
 )
 ENERGY_UNIT = "Wh"
-
-
-def module_key(address):
-    """The key of a module in the state and totals payloads."""
-    return "0x%02x" % address
 
 
 def _safe_id(text):
@@ -88,30 +68,7 @@ def _safe_id(text):
     return "".join(out)
 
 
-def _check_topic_part(name, value):
-    if not isinstance(value, str) or not value:
-        raise ValueError("%s must be a non-empty str, got %r" % (name, value))
-    if "+" in value or "#" in value:
-        raise ValueError("%s must not contain MQTT wildcards: %r" % (name, value))
-
-
-def _check_module(index, module):
-    if not isinstance(module, dict):
-        raise ValueError("modules[%d] must be a dict, got %r" % (index, module))
-    address = module.get("address")
-    if not isinstance(address, int) or not 0x08 <= address <= 0x77:
-        raise ValueError("modules[%d].address must be an int in 0x08..0x77, got %r" % (index, address))
-    channels = module.get("channels")
-    if not isinstance(channels, int) or not 1 <= channels <= 8:
-        raise ValueError("modules[%d].channels must be an int in 1..8, got %r" % (index, channels))
-    label = module.get("label")
-    if label is not None and not isinstance(label, str):
-        raise ValueError("modules[%d].label must be a str or null, got %r" % (index, label))
-
-
 def _origin_block(origin):
-    if not isinstance(origin, dict) or not isinstance(origin.get("name"), str) or not origin["name"]:
-        raise ValueError("origin must be a dict with a non-empty 'name', got %r" % (origin,))
     block = {"name": origin["name"]}
     if origin.get("sw_version") is not None:
         block["sw"] = str(origin["sw_version"])
@@ -122,24 +79,14 @@ def _origin_block(origin):
 
 def discovery_messages(prefix, base_topic, device_id, modules, origin):
     """[(config topic, JSON payload str), ...] for every sensor of every module."""
-    _check_topic_part("prefix", prefix)
-    _check_topic_part("base_topic", base_topic)
-    _check_topic_part("device_id", device_id)
-    if not isinstance(modules, (list, tuple)):
-        raise ValueError("modules must be a list, got %r" % (modules,))
-    seen = {}
-    for index, module in enumerate(modules):
-        _check_module(index, module)
-        if module["address"] in seen:
-            raise ValueError("modules[%d]: address 0x%02x is listed twice" % (index, module["address"]))
-        seen[module["address"]] = True
+    tilde = payloads.topic_prefix(base_topic, device_id)[:-1]
     origin_block = _origin_block(origin)
     node = _safe_id(device_id)
     device = {"ids": [device_id], "name": "rbAmp " + device_id, "mdl": "rbAmp gateway"}
     if "sw" in origin_block:
         device["sw"] = origin_block["sw"]
-    tilde = base_topic + "/" + device_id
     common = {"~": tilde, "avty_mode": "all", "dev": device, "o": origin_block}
+    gateway_availability = {"topic": "%s/%s" % (tilde, payloads.AVAILABILITY)}
     messages = []
     availability = []
 
@@ -151,8 +98,8 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
             payload["unit_of_meas"] = unit
         payload.update(common)
         payload["avty"] = availability
-        topic = "%s/sensor/%s/%s/config" % (prefix, node, object_id)
-        messages.append((topic, json.dumps(payload, separators=(",", ":"))))
+        messages.append((payloads.discovery_topic(prefix, node, object_id),
+                         json.dumps(payload, separators=(",", ":"))))
 
     for module in modules:
         address = module["address"]
@@ -160,23 +107,23 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
         label = module.get("label") or ("module " + key)
         channels = module["channels"]
         hex_id = "%02x" % address
-        availability = [{"topic": tilde + "/availability"},
-                        {"topic": "%s/module/%s/availability" % (tilde, key)}]
+        availability = [gateway_availability,
+                        {"topic": "%s/%s" % (tilde, payloads.module_availability(key))}]
         for field, name, device_class, unit, state_class, precision in MODULE_QUANTITIES:
-            if field == "voltage" and not module.get("has_voltage", True):
+            if field == VOLTAGE and not module.get("has_voltage", True):
                 continue
-            template = "{{ value_json.modules['%s'].%s | default(none) }}" % (key, field)
-            add("%s_%s" % (hex_id, field), "%s %s" % (label, name), "state", template,
+            template = "{{ value_json.%s['%s'].%s | default(none) }}" % (payloads.MODULES, key, field)
+            add("%s_%s" % (hex_id, field), "%s %s" % (label, name), payloads.STATE, template,
                 device_class, unit, state_class, precision)
         for ch in range(channels):
             suffix = " ch%d" % (ch + 1) if channels > 1 else ""
             for field, name, device_class, unit, state_class, precision in CHANNEL_QUANTITIES:
-                template = "{{ (value_json.modules['%s'].%s | default([none] * %d))[%d] }}" % (
-                    key, field, channels, ch)
-                add("%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix), "state",
+                template = "{{ (value_json.%s['%s'].%s | default([none] * %d))[%d] }}" % (
+                    payloads.MODULES, key, field, channels, ch)
+                add("%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix), payloads.STATE,
                     template, device_class, unit, state_class, precision)
             for field, name in ENERGY_QUANTITIES:
                 template = "{{ (value_json['%s'].%s | default([none] * %d))[%d] }}" % (key, field, channels, ch)
-                add("%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix), "totals",
+                add("%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix), payloads.TOTALS,
                     template, "energy", ENERGY_UNIT, "total_increasing", 1)
     return messages

@@ -1,0 +1,181 @@
+"""What the gateway publishes: topic names, payload keys and the builders of the payloads.
+
+The link (gateway.mqtt_link), Home Assistant discovery (gateway.discovery) and the application
+(gateway.app) all take topics and keys from here, so a name such as "import_wh" is written once::
+
+    from gateway import payloads
+
+    prefix = payloads.topic_prefix("rbamp", "rbamp-1a2b3c")    # "rbamp/rbamp-1a2b3c/"
+    prefix + payloads.TOTALS                                     # the retained totals topic
+    body = payloads.totals(metering.modules)                     # {"0x50": {"import_wh": [..], ...}}
+    payloads.encode_json(body)                                   # b'{"0x50":{...}}', what goes out
+
+Topics under ``<base_topic>/<device_id>/``:
+
+    availability                  b"online" / b"offline" (also the last will), retained
+    module/<key>/availability     b"online" / b"offline": whether that module answers, retained
+    state                         the live state, QoS 0
+    totals                        the energy totals, retained, never decreasing
+    period                        one record per period, in seq order
+
+state::
+
+    {"modules": {"0x50": {"status": "ok",          # "ok", "unreachable", "rebooted", ...
+                          "voltage": 231.4,         # V
+                          "frequency": 50.0,        # Hz
+                          "current": [1.234],       # A, one per channel
+                          "power": [270.1],         # W, signed: < 0 is export
+                          "power_factor": [0.95],   # a ratio in -1..1 (no unit, not %)
+                          "reactive_power": [12.0], # var
+                          "error": "..."}},         # only when something failed
+     "uptime_ms": .., "samples": .., "periods": .., "heap_used": .., "safe_mode": false,
+     "config_error": null}
+
+    A module whose values could not be read leaves them out; Home Assistant then shows its
+    sensors as unknown (discovery's templates default to none).
+
+totals::
+
+    {"0x50": {"import_wh": [1234.567], "export_wh": [0.0]}}   # Wh, one per channel
+
+    import_wh is the latched-period consumption counter, export_wh the export split from the
+    sampled signed power; both are the ledger's integer mWh / 1000.
+
+period: ``{"seq": n, "ts": unix s or null, "modules": {"0x50": {"valid": true, "avg_p": [..],
+"max_p": .., "dt_ms": .., "windows": .., "import_wh": [..], "export_wh": [..]}}}``.
+"""
+
+import json
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+# topic suffixes under <base_topic>/<device_id>/
+AVAILABILITY = "availability"
+STATE = "state"
+TOTALS = "totals"
+PERIOD = "period"
+
+# state payload keys
+MODULES = "modules"
+STATUS = "status"
+ERROR = "error"
+VOLTAGE = "voltage"
+FREQUENCY = "frequency"
+CURRENT = "current"
+POWER = "power"
+POWER_FACTOR = "power_factor"
+REACTIVE_POWER = "reactive_power"
+
+# totals and period keys
+IMPORT_WH = "import_wh"
+EXPORT_WH = "export_wh"
+SEQ = "seq"
+TS = "ts"
+
+# values above this are not energy a gateway metered: a retained payload holding one is damaged
+_MAX_RETAINED_WH = 1e12
+
+
+def module_key(address):
+    """The key of a module in every payload and in its availability topic, e.g. "0x50"."""
+    return "0x%02x" % address
+
+
+def topic_prefix(base_topic, device_id):
+    """``<base_topic>/<device_id>/``. The device id may come from a file kept on the board (not
+    from config.json), so it is checked here: it must be one plain topic level."""
+    if not isinstance(device_id, str) or not device_id:
+        raise ValueError("device_id must be a non-empty str, got %r" % (device_id,))
+    for char in "+#/":
+        if char in device_id:
+            raise ValueError("device_id must be one MQTT topic level (no '+', '#' or '/'), got %r"
+                             % (device_id,))
+    return "%s/%s/" % (base_topic, device_id)
+
+
+def module_availability(key):
+    """Suffix of a module's availability topic."""
+    return "module/%s/availability" % key
+
+
+def ha_status_topic(ha_prefix):
+    """Where Home Assistant announces itself ("online" is its birth message)."""
+    return ha_prefix + "/status"
+
+
+def discovery_topic(ha_prefix, node_id, object_id):
+    return "%s/sensor/%s/%s/config" % (ha_prefix, node_id, object_id)
+
+
+# ---------------------------------------------------------------------- builders
+
+def state(modules, uptime_ms, heap_used, samples, periods, safe_mode, config_error):
+    """The live state of metering's modules (``MeteredModule``: snapshot, reactive_power,
+    frequency and live_error as Metering.read_live() left them). No bus access."""
+    out = {}
+    for module in modules:
+        entry = {STATUS: module.status}
+        snap = module.snapshot
+        if snap is not None and module.ready:
+            channels = module.channels
+            entry[VOLTAGE] = round(snap.voltage, 1)
+            entry[CURRENT] = [round(snap.current[ch], 3) for ch in range(channels)]
+            entry[POWER] = [round(snap.power[ch], 1) for ch in range(channels)]
+            entry[POWER_FACTOR] = [round(snap.power_factor[ch], 3) for ch in range(channels)]
+            if module.live_error is not None:
+                entry[ERROR] = module.live_error
+            else:
+                reactive = module.reactive_power
+                entry[REACTIVE_POWER] = [round(reactive[ch], 1) for ch in range(channels)]
+                entry[FREQUENCY] = round(module.frequency, 2)
+        elif module.error:
+            entry[ERROR] = module.error
+        out[module.key] = entry
+    return {MODULES: out, "uptime_ms": uptime_ms, "heap_used": heap_used, "samples": samples,
+            "periods": periods, "safe_mode": safe_mode, "config_error": config_error}
+
+
+def energy_wh(ledger, channels):
+    """``(import_wh list, export_wh list)`` of a module's ledger (integer mWh underneath)."""
+    return ([ledger.import_mwh(ch) / 1000 for ch in range(channels)],
+            [ledger.export_mwh(ch) / 1000 for ch in range(channels)])
+
+
+def totals(modules):
+    """The totals payload: every module whose channel count is known (one that never answered
+    and is named nowhere has no counters yet, and no totals)."""
+    out = {}
+    for module in modules:
+        ledger = module.ledger
+        if ledger is None or not ledger.channels:
+            continue
+        imports, exports = energy_wh(ledger, ledger.channels)
+        out[module.key] = {IMPORT_WH: imports, EXPORT_WH: exports}
+    return out
+
+
+def retained_mwh(values, ch):
+    """A Wh value of a retained totals list as integer mWh; anything that is not a plain number
+    (or is negative, or absurd) counts as 0, so a damaged retained message cannot raise totals."""
+    if ch < len(values):
+        value = values[ch]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < _MAX_RETAINED_WH:
+            return int(value * 1000)
+    return 0
+
+
+def encode_json(payload):
+    """Compact JSON bytes, as published."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def decode_object(message):
+    """A received JSON object, or None (empty, not JSON, or not an object)."""
+    if not message:
+        return None
+    try:
+        value = json.loads(message)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
