@@ -195,39 +195,16 @@ class Gateway:
 
     # ------------------------------------------------------------------ payloads
     def state_payload(self):
-        modules = {}
-        for module in self.metering.modules:
-            entry = {"status": module.status}
-            snap = module.snapshot
-            if snap is not None and module.ready:
-                dev = module.dev
-                entry["voltage"] = round(snap.voltage, 1)
-                entry["current"] = [round(snap.current[ch], 3) for ch in range(module.channels)]
-                entry["power"] = [round(snap.power[ch], 1) for ch in range(module.channels)]
-                entry["power_factor"] = [round(snap.power_factor[ch], 3) for ch in range(module.channels)]
-                try:
-                    entry["reactive_power"] = [round(dev.read_reactive_power(ch), 1) for ch in range(module.channels)]
-                    entry["frequency"] = round(dev.read_frequency(), 2)
-                except RbAmpError as exc:
-                    entry["error"] = str(exc)
-            elif module.error:
-                entry["error"] = module.error
-            modules[module.key] = entry
-        return {"modules": modules, "uptime_ms": self.uptime_ms, "heap_used": heap_used(),
-                "samples": self.metering.samples, "periods": self.metering.periods,
-                "safe_mode": self.config_result.safe_mode, "config_error": self.config_result.error}
+        from gateway import payloads
+
+        metering = self.metering
+        return payloads.state(metering.modules, self.uptime_ms, heap_used(), metering.samples,
+                              metering.periods, self.config_result.safe_mode, self.config_result.error)
 
     def totals_payload(self):
-        out = {}
-        for module in self.metering.modules:
-            ledger = module.ledger
-            if ledger is None:
-                continue  # never answered and named nowhere: no totals yet
-            out[module.key] = {
-                "import_wh": [ledger.import_mwh(ch) / 1000 for ch in range(module.channels)],
-                "export_wh": [ledger.export_mwh(ch) / 1000 for ch in range(module.channels)],
-            }
-        return out
+        from gateway import payloads
+
+        return payloads.totals(self.metering.modules)
 
     def _power_changed(self):
         threshold = self.config["publish"]["power_change_w"]
@@ -277,7 +254,9 @@ class Gateway:
                 self.link.publish_state(self.state_payload())
 
     def _on_period(self, record):
-        record["ts"] = wall_time()
+        from gateway.payloads import TS
+
+        record[TS] = wall_time()
         if self.link is not None:
             self.link.publish_period(record)
             if self._seeded:
@@ -495,12 +474,10 @@ def heap_free():
 
 
 def _mwh(values, ch):
-    """A retained Wh value as integer mWh; anything that is not a plain number counts as 0."""
-    if ch < len(values):
-        value = values[ch]
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e12:
-            return int(value * 1000)
-    return 0
+    """A retained Wh value as integer mWh (gateway.payloads.retained_mwh)."""
+    from gateway.payloads import retained_mwh
+
+    return retained_mwh(values, ch)
 
 
 def wall_time():

@@ -123,10 +123,10 @@ def state(modules, uptime_ms, heap_used, samples, periods, safe_mode, config_err
             entry[CURRENT] = [round(snap.current[ch], 3) for ch in range(channels)]
             entry[POWER] = [round(snap.power[ch], 1) for ch in range(channels)]
             entry[POWER_FACTOR] = [round(snap.power_factor[ch], 3) for ch in range(channels)]
+            reactive = module.reactive_power
             if module.live_error is not None:
                 entry[ERROR] = module.live_error
-            else:
-                reactive = module.reactive_power
+            elif reactive is not None:  # None until the first read_live() after the module began
                 entry[REACTIVE_POWER] = [round(reactive[ch], 1) for ch in range(channels)]
                 entry[FREQUENCY] = round(module.frequency, 2)
         elif module.error:
