@@ -28,6 +28,8 @@ none, the next begin primes) and the fingerprint of that latch's snapshot (u32).
 
 import struct
 
+from gateway.ledger import COUNTERS_PER_CHANNEL, span
+
 RESUME_BYTES = 10
 NO_POINT = 0xFFFFFFFF
 
@@ -67,7 +69,7 @@ def _journal_entries(state):
     offset = 0
     for index, (address, channels) in enumerate(state.layout):
         entries[address] = (index, channels, offset)
-        offset += 2 * channels
+        offset += span(channels)
     return entries
 
 
@@ -97,7 +99,7 @@ def journal_totals(state, address, channels):
     entry = _journal_entries(state).get(address)
     if entry is None or entry[1] != channels:
         return None
-    return state.totals[entry[2]:entry[2] + 2 * channels]
+    return state.totals[entry[2]:entry[2] + span(channels)]
 
 
 def keep_journal_modules(config_modules, state):
@@ -135,7 +137,7 @@ class LayoutPlan:
     def counters(self):
         out = []
         for address, channels in self.layout:
-            out.extend(self.totals.get(address) or [0] * (2 * channels))
+            out.extend(self.totals.get(address) or [0] * span(channels))
         return out
 
 
@@ -177,7 +179,7 @@ def plan_layout(config_modules, state, channels):
             plan.dropped.append("config.json declares %d channel(s) for module %s, the journal "
                                 "holds %d" % (wanted[address], _key(address), count))
             continue
-        plan.totals[address] = state.totals[offset:offset + 2 * count]
+        plan.totals[address] = state.totals[offset:offset + span(count)]
         plan.resume[address] = unpack_resume(state.resume, index)
     plan.layout = _config_order(config_modules, plan.layout)
     plan.changed = plan.layout != [(a, c) for a, c in state.layout]
@@ -197,18 +199,18 @@ def _plan_from_v1(plan, state):
     known = 0
     for entry in plan.layout:
         known += entry[1]
-    if 2 * known == len(state.totals):
+    if span(known) == len(state.totals):
         offset = 0
         for address, count in plan.layout:
-            plan.totals[address] = state.totals[offset:offset + 2 * count]
-            offset += 2 * count
+            plan.totals[address] = state.totals[offset:offset + span(count)]
+            offset += span(count)
         plan.changed = True
         return
     if plan.pending:
         plan.deferred = ("the journal (format 1, %d channel(s)) cannot be assigned to the modules "
                          "yet: %s not answered; it is left as it is until they have"
-                         % (len(state.totals) // 2, ", ".join(_key(a) for a in plan.pending)))
+                         % (len(state.totals) // COUNTERS_PER_CHANNEL, ", ".join(_key(a) for a in plan.pending)))
         return
     plan.dropped.append("the journal (format 1) holds %d channel(s), config.json's modules have %d"
-                        % (len(state.totals) // 2, known))
+                        % (len(state.totals) // COUNTERS_PER_CHANNEL, known))
     plan.changed = True

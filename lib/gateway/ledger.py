@@ -19,8 +19,6 @@ nothing else spells it out.
     ledger.append_totals(out)          # [ch0 import, ch0 export, ch1 import, ch1 export]
 """
 
-from rbamp.energy import EnergyMeter
-
 COUNTERS_PER_CHANNEL = 2
 IMPORT = 0
 EXPORT = 1
@@ -42,7 +40,13 @@ class Ledger:
 
     def __init__(self, channels, meter=None):
         self.channels = channels
-        self.meter = meter if meter is not None else EnergyMeter(channels)
+        if meter is None:
+            # imported here: the journal's modules (store, layout) need only the order above,
+            # and importing the driver package from them nests too deep for a board's stack
+            from rbamp.energy import EnergyMeter
+
+            meter = EnergyMeter(channels)
+        self.meter = meter
         # at the last good latch: per channel the sampled import and the counted import, so a
         # module reboot or a mains collapse can be measured from our own samples
         self._sampled_at_latch = None

@@ -94,6 +94,8 @@ if the device replaced rather than ANDed bytes. The partition must not be flash-
 
 import struct
 
+from gateway.ledger import COUNTERS_PER_CHANNEL, EXPORT, IMPORT, slot, span
+
 FORMAT_VERSION = 2
 MAGIC = b"EJ"
 COUNTER_LIMIT = 1 << 48
@@ -174,10 +176,10 @@ class JournalState:
         self.version = version
 
     def imported(self, channel):
-        return self.totals[2 * channel]
+        return self.totals[slot(channel, IMPORT)]
 
     def exported(self, channel):
-        return self.totals[2 * channel + 1]
+        return self.totals[slot(channel, EXPORT)]
 
     def __repr__(self):
         return "JournalState(seq=%d, totals=%r, backlog_seq=%d, reason=%d, layout=%r)" % (
@@ -301,7 +303,7 @@ def _readable_record(buf, o, limit, low, high, out):
         for _ in range(buf[o + 14]):
             channels += buf[e + 1]
             e += _ENTRY_LEN
-        return 2 * channels == buf[o + 13]
+        return span(channels) == buf[o + 13]
     return True
 
 
@@ -386,15 +388,15 @@ def _layout_key(layout):
         key[2 * k] = address
         key[2 * k + 1] = count
         channels += count
-    length = record_length(modules, 2 * channels)
+    length = record_length(modules, span(channels))
     if length > RECORD_LIMIT:
-        fit = (RECORD_LIMIT - record_length(modules, 0)) // (2 * _COUNTER_LEN)
+        fit = (RECORD_LIMIT - record_length(modules, 0)) // (COUNTERS_PER_CHANNEL * _COUNTER_LEN)
         raise ValueError(
             "%d module(s) with %d channels need %d-byte records; a record holds at most %d bytes, "
             "so with %d module(s) at most %d channels fit (modules + channels <= %d)"
             % (modules, channels, length, RECORD_LIMIT, modules, fit,
-               (RECORD_LIMIT - record_length(0, 0)) // (2 * _COUNTER_LEN)))
-    return bytes(key), 2 * channels
+               (RECORD_LIMIT - record_length(0, 0)) // (COUNTERS_PER_CHANNEL * _COUNTER_LEN)))
+    return bytes(key), span(channels)
 
 
 class EnergyStore:
@@ -480,7 +482,7 @@ class EnergyStore:
             return
         self.layout = [(key[2 * k], key[2 * k + 1]) for k in range(modules)]
         self.modules = modules
-        self.channels = counters // 2
+        self.channels = counters // COUNTERS_PER_CHANNEL
         self.counters = counters
         self.record_len = length
         self.slot_size = length  # a multiple of 4: slot = record
