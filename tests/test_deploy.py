@@ -4,8 +4,9 @@ The "board" is the unix port behind a pty made by socat, its working directory a
 that plays the board's filesystem (mpremote's `cp` writes into it). The real make targets run
 against that pty with RESUME=1 NO_RESET=1 (a soft reset or reset would end the process); the
 board then boots as a real one does, boot.py then main.py from its root with its own lib/ on
-sys.path, with the host profile (simulated module) and a real mosquitto, and must publish
-online, state and totals. Host-side tests.
+sys.path, with the host profile (tools/hostboard.py, part of this "board's" platform as the
+simulated module is; deploy never copies it) and a real mosquitto, and must publish online,
+state and totals. Host-side tests.
 
 Only the mpy64 interpreter can be the board: mpremote talks to the raw REPL (Ctrl-A), which the
 unix port's own REPL gained after 1.25, the version our mpy32 is built from (it answers Ctrl-A
@@ -27,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = "deploy-gw"
 BASE = "rbamp/%s/" % DEVICE_ID
 PACKAGES = ("rbamp", "gateway")
-HOST_PROFILE = os.path.join("lib", "gateway", "hostboard.py")
+TOOLS = os.path.join(ROOT, "tools")
 
 
 def interpreter():
@@ -53,8 +54,9 @@ class UnixPortBoard:
     """The unix port as a board on a pty: `link` is its serial port, `root` its filesystem.
 
     The port's firmware-provided modules (asyncio in .frozen; umqtt.simple, which stock ESP32
-    firmware also carries; the simulated I2C module in tools/) are on its path; lib/ is the
-    board's own, relative to its root as on a board. The repository's lib/ is not."""
+    firmware also carries; from tools/ the PC's board profile, hostboard, and the simulated I2C
+    module it drives) are on its path; lib/ is the board's own, relative to its root as on a
+    board. The repository's lib/ is not."""
 
     def __init__(self, workdir):
         self.root = os.path.join(workdir, "board")
@@ -66,7 +68,7 @@ class UnixPortBoard:
 
     def power_on(self):
         env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", "lib", os.path.join(ROOT, "tools"),
+        env["MICROPYPATH"] = os.pathsep.join(["", ".frozen", "lib", TOOLS,
                                               os.path.join(ROOT, ".cache", "umqtt")])
         env["RBAMP_DATA"] = "."  # the host profile's config.json and flash image at the root
         env["RBAMP_SIM_INPROC"] = "1"  # the board's simulated module dies with it: nothing lingers
@@ -170,7 +172,7 @@ def expected_files(source):
             if name.endswith((".py", ".mpy")):
                 found.add(os.path.join("lib", package, name))
     if source == ROOT:
-        found -= {os.path.join("lib", "rbamp", "manifest.py"), HOST_PROFILE}
+        found -= {os.path.join("lib", "rbamp", "manifest.py")}
     return found | {"boot.py", "main.py"}
 
 
@@ -180,18 +182,16 @@ def assert_same_content(board, source, rels):
             assert got.read() == want.read(), rel
 
 
-def add_host_profile(board):
-    """The unix port's board support, which deploy rightly leaves out: on this "board" it is the
-    part of the platform that drives the simulated module (C's host firmware freezes it too)."""
-    mpremote(board.link, "cp", os.path.join(ROOT, HOST_PROFILE), ":" + HOST_PROFILE)
-
-
 def import_origins(board):
-    """sys.path and where the packages come from, asked of the board before it boots."""
+    """sys.path and where the packages and the board profile come from, asked of the board before
+    it boots."""
     out = mpremote(board.link, "exec",
-                   "import sys, rbamp, gateway\nprint('origins', repr(sys.path), rbamp.__file__, gateway.__file__)")
+                   "import sys, rbamp, gateway, hostboard\nprint('origins', repr(sys.path), rbamp.__file__, "
+                   "gateway.__file__, hostboard.__file__)")
     line = [ln for ln in out.splitlines() if ln.startswith("origins ")][-1]
-    head, rbamp_file, gateway_file = line.rsplit(" ", 2)
+    head, rbamp_file, gateway_file, profile_file = line.rsplit(" ", 3)
+    # the PC's profile is the platform's (tools/), never a file deploy put on the board
+    assert profile_file == os.path.join(TOOLS, "hostboard.py"), profile_file
     return ast.literal_eval(head[len("origins "):]), rbamp_file, gateway_file
 
 
@@ -224,12 +224,12 @@ def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_pa
     done = make("deploy", PORT=board.link, CONFIG=config, RESUME=1, NO_RESET=1)
     assert done.returncode == 0, done.stdout + done.stderr
     wanted = expected_files(ROOT)
-    assert board.files() == wanted | {"config.json"}  # no caches, manifests, egg-info, host profile
+    assert board.files() == wanted | {"config.json"}  # no caches, manifests, egg-info
+    assert not [f for f in board.files() if os.path.basename(f).startswith(("hostboard", "rbampsim"))]
     assert_same_content(board, ROOT, wanted)
     with open(config, "rb") as want, open(os.path.join(board.root, "config.json"), "rb") as got:
         assert got.read() == want.read()
 
-    add_host_profile(board)
     path, rbamp_file, gateway_file = import_origins(board)
     assert "lib" in path and not [entry for entry in path if entry.startswith(os.path.join(ROOT, "lib"))], path
     assert (rbamp_file, gateway_file) == ("lib/rbamp/__init__.py", "lib/gateway/__init__.py")
@@ -260,8 +260,8 @@ def test_make_deploy_mpy_replaces_a_source_deploy_and_the_board_boots_the_bundle
     assert all(rel.endswith(".mpy") for rel in wanted if rel.startswith("lib"))
     assert board.files() == wanted | {"config.json"}  # every stale .py (which would shadow) is gone
     assert_same_content(board, bundle, wanted)
+    assert not [f for f in board.files() if os.path.basename(f).startswith(("hostboard", "rbampsim"))]
 
-    add_host_profile(board)
     _, rbamp_file, gateway_file = import_origins(board)
     assert (rbamp_file, gateway_file) == ("lib/rbamp/__init__.mpy", "lib/gateway/__init__.mpy")
     boot_and_watch(board, broker, str(tmp_path / "console.log"))

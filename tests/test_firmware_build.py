@@ -89,7 +89,7 @@ def test_image_freezes_its_main_the_boot_the_layout_and_the_gateway():
     for name in ("main.py", "_boot.py", "board_layout.py", "gateway/app.py", "rbamp/device.py", "umqtt/simple.py"):
         assert name in names, name
     assert "boot.py" not in names  # a boot.py of the board's own still runs
-    assert "gateway/hostboard.py" not in names
+    assert not [n for n in names if n.split("/")[0] in ("hostboard.py", "rbampsim")]  # the PC's parts
 
 
 def test_image_names_no_path_of_the_machine_that_built_it():
@@ -111,6 +111,18 @@ def test_release_epoch_is_micropythons_commit_time():
     with tarfile.open(archive) as tar:
         first = tar.next()
     assert int(script_constant("MPY_RELEASE_EPOCH")) == first.mtime
+
+
+def test_the_tests_umqtt_simple_comes_from_the_archive_the_image_is_built_from():
+    """tools/fetch_umqtt.sh extracts the tests' umqtt.simple (tests/test_umqtt_pin.py) from the
+    MicroPython archive this script builds the image from; tests/test_manifest.py resolves the
+    image's require("umqtt.simple") in that archive to the same pinned file."""
+    fetch = os.path.join(ROOT, "tools", "fetch_umqtt.sh")
+    with open(fetch) as f:
+        names = [line.split("=", 1)[1].strip().strip('"') for line in f if line.startswith("archive_name=")]
+    assert names == [script_constant("MPY_ARCHIVE")] == ["micropython-$pinned-rp2-src.tar.xz"], names
+    with open(fetch) as f:
+        assert 'pinned=$(cat "$root/firmware/MICROPYTHON_VERSION")' in f.read()
 
 
 @pytest.mark.skipif(os.environ.get("RBAMP_FIRMWARE_REPRO") != "1" and os.environ.get("CI") != "true",

@@ -68,9 +68,9 @@ class DeployError(Exception):
 def package_files(source):
     """Paths (relative to ``source``) of the package files that go on the board.
 
-    From the repository: the board modules as tools/build_mpy.py lists them (host-only files
-    and manifests left out). From a bundle: every .py/.mpy under its lib/, which it built from
-    that same list."""
+    From the repository: the board modules as tools/build_mpy.py lists them (package manifests
+    left out); lib/ holds board code only, the PC's profile is tools/hostboard.py and never goes
+    on a board. From a bundle: every .py/.mpy under its lib/, which it built from that same list."""
     if os.path.abspath(source) == ROOT:
         from build_mpy import board_modules
 
