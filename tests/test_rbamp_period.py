@@ -100,7 +100,7 @@ def test_module_reboot_reprimes_and_restores_ram_settings():
     module.reboot_at(last_latch_us + 20000000)  # 20 s into the next period
     p = run_periods(clock, dev, 1)[0]
     assert p.rebooted and dev.stats.reboots == 1
-    assert module.read_reg(0x29)[0] == 0x05  # DIGEST_CONFIG written again
+    assert module.read_reg(0x29)[0] == 0x05 | 0x06  # DIGEST_CONFIG written again (+ U, P: the 5 Hz sample)
     assert module.read_reg(0x2E, 2) == bytes((5000 & 0xFF, 5000 >> 8))
     assert module.read_reg(0x2A)[0] & 0x20 == 0
     run_periods(clock, dev, 2)

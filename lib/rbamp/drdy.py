@@ -1,4 +1,4 @@
-"""The DRDY wake-up flag: set from a pin interrupt, awaited by a task.
+"""DRDY: the wake-up flag set from a pin interrupt and awaited by a task, and the line's watch.
 
 MicroPython has ``asyncio.ThreadSafeFlag``, safe to set from a hard or soft IRQ. CPython has none;
 ``HostFlag`` does the same job for callbacks from another thread (e.g. a GPIO library).
@@ -48,3 +48,64 @@ class HostFlag:
 def make_flag():
     flag_class = getattr(asyncio, "ThreadSafeFlag", None)
     return flag_class() if flag_class is not None else HostFlag()
+
+
+class DrdyWatch:
+    """The module's DRDY line: the pin interrupt counts the edge, notes its time and sets the flag
+    (no bus access in the handler); a task waits for it with a timeout."""
+
+    def __init__(self, clock, window_ms):
+        self.clock = clock
+        self.window_ms = window_ms
+        self.pin = None
+        self.flag = None
+        self.edges = 0
+        self.edge_ms = 0
+        self._seen = 0
+        self._handler = self._on_edge  # bound once: the IRQ must not allocate
+        self._check = self.pending
+
+    @property
+    def attached(self):
+        return self.flag is not None
+
+    @property
+    def held_low(self):
+        """DRDY reads low: an event in EVENT_MASK holds it (no edges come; not a lost module)."""
+        return self.pin is not None and self.pin.value() == 0
+
+    def attach(self, pin, trigger=None):
+        self.flag = make_flag()
+        self.pin = pin
+        trig = trigger if trigger is not None else getattr(pin, "IRQ_FALLING", 2)
+        try:
+            pin.irq(handler=self._handler, trigger=trig, hard=True)
+        except TypeError:
+            # ESP32's Pin.irq has no hard= argument (its handlers are always scheduled)
+            pin.irq(handler=self._handler, trigger=trig)
+
+    def detach(self):
+        if self.pin is not None:
+            self.pin.irq(handler=None)
+
+    def _on_edge(self, pin):
+        self.edge_ms = self.clock.ticks_ms()
+        self.edges = (self.edges + 1) & 0x3FFFFFFF
+        self.flag.set()  # pyright: ignore[reportOptionalMemberAccess]  # attach() made it first
+
+    def pending(self):
+        return self.edges != self._seen
+
+    async def wait(self, timeout_ms):
+        """True on a new edge; False when none came in time or none can come (see RbAmp.wait_drdy)."""
+        clock = self.clock
+        if self.flag is None:
+            await clock.asleep_ms(self.window_ms)
+            return False
+        if self.held_low and not self.pending():
+            # held low by a masked event: no edges will come, pace by the window instead
+            await clock.asleep_ms(self.window_ms)
+            return False
+        got = await clock.wait_event(self.flag, timeout_ms, self._check)
+        self._seen = self.edges
+        return got

@@ -3,8 +3,7 @@
 from rbamp import registers as R
 from rbamp.device import RbAmp
 from rbamp.errors import RbAmpError, RbAmpParamError
-
-GENERAL_CALL = 0x00
+from rbamp.snapshot import RbAmpSnapshot
 
 
 class RbAmpFleet:
@@ -15,6 +14,7 @@ class RbAmpFleet:
         self.modules = []
         self.errors = {}  # address -> the last exception for that module
         self._tick = 0
+        self._snapshots = {}  # address -> the RbAmpSnapshot total_power() reads it into
 
     def scan(self, addresses=None):
         """Find the rbAmps on the bus and ``begin()`` each. A device that is not an rbAmp is left
@@ -34,6 +34,7 @@ class RbAmpFleet:
                 self.errors[addr] = exc
                 continue
             self.modules.append(dev)
+            self._snapshots[addr] = RbAmpSnapshot(dev.channels)
         if self.clock is None and self.modules:
             self.clock = self.modules[0].clock
         return self.modules
@@ -71,10 +72,10 @@ class RbAmpFleet:
         clock = self._clock()
         tick = self._next_tick()
         frame = bytes((R.GC_MAGIC, R.CMD_LATCH_PERIOD, group, tick & 0xFF, tick >> 8))
-        candidates = [dev for dev in self.modules if not dev._latched]
+        candidates = [dev for dev in self.modules if not dev.latched]
         heard = False
         try:
-            self.modules[0]._t.write_raw(GENERAL_CALL, frame)
+            self.modules[0].send_general_call(frame)
             heard = True
         except OSError:
             pass  # NACK: nobody listens to General Call (FLEET_CONFIG bit0 unset); latch one by one
@@ -86,14 +87,14 @@ class RbAmpFleet:
         missed = []
         for dev in candidates:
             try:
-                dev._read_block(R.GC_TICK, dev._word, 0, 2)
+                heard_tick = dev.read_gc_tick()
             except RbAmpError as exc:
                 self.errors[dev.address] = exc
                 continue
-            if heard and dev._word[0] | (dev._word[1] << 8) == tick:
+            if heard and heard_tick == tick:
                 by_frame.append(dev)
             else:
-                dev._latched = False
+                dev.unmark_latched()
                 missed.append(dev)
         for dev in missed:
             try:
@@ -113,7 +114,7 @@ class RbAmpFleet:
             self.latch_all()
         results = {}
         for dev in self.modules:
-            if not dev._latched:
+            if not dev.latched:
                 results[dev.address] = self.errors.get(dev.address, RbAmpError("not latched", dev.address))
                 continue
             try:
@@ -129,7 +130,7 @@ class RbAmpFleet:
         total = 0.0
         for dev in self.modules:
             try:
-                snap = dev.read_all(dev._sample)
+                snap = dev.read_all(self._snapshots[dev.address])
             except RbAmpError as exc:
                 self.errors[dev.address] = exc
                 continue

@@ -4,6 +4,8 @@
 metadata(description="Driver for the rbAmp I2C mains-measurement module", version="0.1.0")
 
 options.defaults(opt=None)
-package("rbamp", files=("__init__.py", "clock.py", "device.py", "drdy.py", "energy.py", "errors.py",
-                        "fleet.py", "floatbits.py", "provisioning.py", "registers.py", "resume.py", "snapshot.py",
-                        "stream.py", "transport.py"), base_path="..", opt=options.opt)
+package("rbamp", files=("__init__.py", "clock.py", "device.py", "drdy.py", "energy.py",
+                        "errors.py", "fleet.py", "floatbits.py", "identity.py", "period.py",
+                        "phase.py", "provisioning.py", "registers.py", "regio.py", "resume.py",
+                        "rtread.py", "sampling.py", "snapshot.py", "stream.py", "ticks.py",
+                        "transport.py"), base_path="..", opt=options.opt)

@@ -98,3 +98,30 @@ class RbAmpPeriodSnapshot:
             "dt_ms": self.dt_ms,
             "rebooted": self.rebooted,
         }
+
+
+class RbAmpSample:
+    """One 5 Hz sample from the module's digest: ``voltage_dv`` (int, 0.1 V), ``power[ch]`` (int,
+    signed W), the digest's commit counter ``seq`` and the master's ``ticks_ms``. Filled in place
+    by ``sample_bidirectional(into=sample)`` without allocating; ``voltage`` (V) is a float made
+    on reading. The digest rounds power to whole watts and voltage to 0.1 V."""
+
+    def __init__(self, channels=3):
+        self.channels = channels
+        self.voltage_dv = 0
+        self.power = [0] * channels
+        self.seq = 0
+        self.ticks_ms = 0
+
+    @property
+    def voltage(self):
+        return self.voltage_dv / 10
+
+    def total_power(self):
+        total = 0
+        for ch in range(self.channels):
+            total += self.power[ch]
+        return total
+
+    def to_dict(self):
+        return {"voltage": self.voltage, "power": list(self.power), "seq": self.seq}
