@@ -8,6 +8,8 @@ shuts down in order: commit, ``offline``, exit.
 import asyncio
 import sys
 
+from gateway.identity import device_id
+from gateway.provision import provision
 from gateway.store import REASON_LAYOUT, REASON_PERIOD
 from rbamp import RbAmp, RbAmpError
 
@@ -68,7 +70,7 @@ class Gateway:
         for module_cfg in self.config["modules"]:
             if module_cfg["address"] == module.address:
                 try:
-                    self._provision(module.dev, module_cfg)
+                    provision(module.dev, module_cfg, self.log)
                 except RbAmpError as exc:  # metering goes on; provisioning is tried at its next start
                     self.log.error("module %s: provisioning failed: %s", module.key, exc)
         if learned:
@@ -80,21 +82,6 @@ class Gateway:
                 self.metering.maybe_commit(REASON_LAYOUT)
         if self.link is not None and self.config["homeassistant"]["discovery"]:
             self.link.set_discovery(self._discovery)  # a module seen for the first time gets its sensors
-
-    def _provision(self, dev, module_cfg):
-        """Apply the config's class, CT models and label; save only when something changed."""
-        changed = False
-        if module_cfg.get("sensor_class") is not None:
-            changed = dev.set_sensor_class(module_cfg["sensor_class"]) or changed
-        models = module_cfg.get("ct_models")
-        if models:
-            for ch in range(min(len(models), dev.channels)):
-                changed = dev.set_ct_model_ch(ch, models[ch]) or changed
-        if module_cfg.get("label"):
-            changed = dev.set_label(module_cfg["label"]) or changed
-        if changed:
-            dev.save_user_config()
-            self.log.info("module 0x%02x provisioned and saved", dev.address)
 
     def _open_journal(self):
         """The journal and its newest record (None: empty). A newer format is left untouched (the
@@ -158,40 +145,6 @@ class Gateway:
                 metering.restore_module(module, totals)
         if plan.changed or plan.dropped:
             metering.maybe_commit(REASON_LAYOUT)
-
-    def _device_id(self, modules):
-        """config.json's device_id, else the one chosen at the first boot and kept in a file, so
-        Home Assistant sees the same device whether or not a module answers at this boot."""
-        if self.config.get("device_id"):
-            return self.config["device_id"]
-        path = self.board.path("device_id")
-        try:
-            with open(path) as f:
-                kept = f.read().strip()
-            if kept:
-                return kept
-        except OSError:
-            pass  # first boot: none chosen yet
-        chosen = None
-        for module in modules:
-            if module.begun:
-                try:
-                    chosen = "rbamp-" + "".join("%02x" % b for b in module.dev.read_uid()[-6:])
-                    break
-                except RbAmpError:
-                    continue
-        if chosen is None:
-            try:
-                chosen = "rbamp-" + self.board.unique_id()[-12:]
-            except Exception:  # a board without a unique id: a fixed name still works for one gateway
-                chosen = "rbamp-gateway"
-        try:
-            with open(path, "w") as f:
-                f.write(chosen)
-        except OSError as exc:
-            self.log.warning("could not keep the device id in %s (%s): it may change at a boot "
-                             "without the module; set device_id in config.json", path, exc)
-        return chosen
 
     # ------------------------------------------------------------------ payloads
     def state_payload(self):
@@ -392,7 +345,7 @@ class Gateway:
                 policy.committed(self.store.durable_totals(), state.backlog_seq)
             # what begin(resume=...) recovered from the modules is made durable at once
             metering.maybe_commit(REASON_PERIOD)
-        self.device_id = self._device_id(modules)
+        self.device_id = device_id(self.config, self.board, modules, self.log)
         for module in modules:
             if not module.begun:
                 self.log.warning("module %s does not answer (%s); its totals are kept and it is "
