@@ -121,7 +121,7 @@ def test_unplugged_module_is_reported_and_recovered_while_the_other_meters_on():
 
 
 def test_an_emi_burst_longer_than_the_retries_costs_no_energy():
-    # Every transaction fails for 250 ms: one or two samples fail after all their retries. The
+    # Every transaction fails for 400 ms: one or two samples fail after all their retries. The
     # module must not count as unreachable (recovering re-primes it and loses its period).
     clock, sims, bus, metering, log = _rig()
     start = sims[0].truth.snapshot()
@@ -129,7 +129,7 @@ def test_an_emi_burst_longer_than_the_retries_costs_no_energy():
     async def during():
         await clock.asleep_ms(90000)
         for sim in sims:
-            sim.faults.add_emi_burst(clock.now_us() + 10000, 250000, fail_rate=1.0)
+            sim.faults.add_emi_burst(clock.now_us() + 10000, 400000, fail_rate=1.0)
         await clock.asleep_ms(120000)
 
     records = _run(clock, metering, 0, during, sims=sims)

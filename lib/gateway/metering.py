@@ -22,7 +22,7 @@ import asyncio
 from gateway.layout import RESUME_BYTES, clear_resume, pack_resume
 from gateway.ledger import Ledger, span
 from gateway.store import REASON_PERIOD, REASON_POWER_LOSS
-from rbamp import RbAmpError, RbAmpSnapshot, RbAmpStaleError
+from rbamp import RbAmpError, RbAmpSample, RbAmpSnapshot, RbAmpStaleError
 
 WINDOW_MS = 200
 SETTLE_MS = 50
@@ -60,6 +60,7 @@ class MeteredModule:
         self.status = "starting"
         self.error = None  # type: str | None
         self.snapshot = None
+        self.sample = None  # the newest 5 Hz sample (RbAmpSample: signed W, voltage)
         self.reactive_power = None  # type: list | None
         self.frequency = None  # type: float | None
         self.live_error = None  # type: str | None
@@ -77,7 +78,7 @@ class MeteredModule:
 
     def power_now(self, ch):
         """Channel ``ch``'s signed power in W from the newest 5 Hz sample."""
-        return self.snapshot.power[ch]
+        return self.sample.power[ch]
 
     @property
     def ready(self):
@@ -120,7 +121,7 @@ class Metering:
         self.commit_errors = 0
         self.mains_losses = 0
         self.last_mains_commit_us = None  # from the wake-up that saw the collapse to durable
-        self._mains_v24 = _voltage_bits24(mains_loss_v)
+        self._mains_dv = _decivolts(mains_loss_v)
         self._drdy_silent = True  # armed by the first DRDY edge
         self._wake_us = 0
         self._pace = None
@@ -170,6 +171,7 @@ class Metering:
     def _ready_module(self, module):
         if module.snapshot is None or module.snapshot.channels != module.channels:
             module.snapshot = RbAmpSnapshot(module.channels)
+            module.sample = RbAmpSample(module.channels)
         module.status = "ok"
         module.error = None
         module.sample_failures = 0
@@ -256,13 +258,14 @@ class Metering:
 
     # ------------------------------------------------------------------ sampling
     def sample_once(self):
-        """One RT sample of every module; allocation-free while all modules answer."""
+        """One 5 Hz sample (the digest: voltage and signed power) of every module; allocation-free
+        while all modules answer."""
         lost = False
         for module in self.modules:
             if not module.ready:
                 continue
             try:
-                module.dev.sample_bidirectional(into=module.snapshot)
+                module.dev.sample_bidirectional(into=module.sample)
             except RbAmpError as exc:
                 module.sample_failures += 1
                 self._transient(module, exc, module.sample_failures, SAMPLE_FAILURES_UNREACHABLE)
@@ -270,7 +273,7 @@ class Metering:
             module.sample_failures = 0
             if module.status != "ok" and module.status != "rebooted":
                 module.status = "ok"
-            if self._mains_v24 and module.dev.has_voltage and self._voltage_lost(module):
+            if self._mains_dv and module.dev.has_voltage and self._voltage_lost(module):
                 lost = True
         self.samples += 1
         if lost:
@@ -295,10 +298,9 @@ class Metering:
             module.live_error = None
 
     def _voltage_lost(self, module):
-        """True once, when the RT voltage falls below the threshold (float32 bits of a positive
-        number order like the number: compared as an int, nothing allocates)."""
-        raw = module.snapshot.raw
-        low = ((raw[3] << 16) | (raw[2] << 8) | raw[1]) < self._mains_v24
+        """True once, when the sampled voltage falls below the threshold (both in integer
+        decivolts: nothing allocates)."""
+        low = module.sample.voltage_dv < self._mains_dv
         if low:
             if module.mains_seen:
                 module.mains_seen = False
@@ -495,11 +497,8 @@ class Metering:
             await self.clock.asleep_ms(1000)
 
 
-def _voltage_bits24(volts):
-    """The top 24 bits of ``volts`` as a float32 (0: no threshold)."""
+def _decivolts(volts):
+    """The mains-loss threshold in 0.1 V, as the 5 Hz sample carries the voltage (0: none)."""
     if not volts or volts <= 0:
         return 0
-    import struct
-
-    raw = struct.pack("<f", volts)
-    return (raw[3] << 16) | (raw[2] << 8) | raw[1]
+    return int(volts * 10 + 0.5)

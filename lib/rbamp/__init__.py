@@ -19,11 +19,11 @@ from rbamp.errors import (RbAmpCommandError, RbAmpError, RbAmpIOError, RbAmpNotF
                           RbAmpParamError, RbAmpStaleError, RbAmpTimeoutError, RbAmpVersionError)
 from rbamp.fleet import RbAmpFleet
 from rbamp.provisioning import RbAmpSensorClass
-from rbamp.snapshot import RbAmpPeriodSnapshot, RbAmpSnapshot
+from rbamp.snapshot import RbAmpPeriodSnapshot, RbAmpSample, RbAmpSnapshot
 
 __version__ = "0.1.0"
 
-__all__ = ["RbAmp", "RbAmpFleet", "RbAmpSnapshot", "RbAmpPeriodSnapshot", "RbAmpSensorClass",
+__all__ = ["RbAmp", "RbAmpFleet", "RbAmpSnapshot", "RbAmpSample", "RbAmpPeriodSnapshot", "RbAmpSensorClass",
            "RbAmpStats", "EnergyCounter", "EnergyMeter", "RbAmpError", "RbAmpIOError",
            "RbAmpStaleError", "RbAmpTimeoutError", "RbAmpNotFoundError", "RbAmpParamError",
            "RbAmpVersionError", "RbAmpCommandError"]

@@ -70,6 +70,7 @@ class RbAmp:
         self._one, self._one_view = float_array(1)
         self._status = bytearray(3)
         self._sample = RbAmpSample(3)
+        self._rt_scratch = RbAmpSnapshot(3)  # a sample's fallback read after a module reboot
         self._own_period = RbAmpPeriodSnapshot(3)  # a latched period nobody read, collected here
         self.current = _ChannelReader(self.read_current)
         self.current_peak = _ChannelReader(self.read_current_peak)
@@ -234,7 +235,13 @@ class RbAmp:
             self._sampler.integrate_snapshot(into, self.energy)
             return into
         sample = into if into is not None else self._sample
-        self._sampler.read(sample, self._config.digest_config())
+        if not self._sampler.read(sample, self._config.digest_config()):
+            # the module rebooted and its digest is empty until the next commit: this once, the
+            # RT block (U and P are its floats 0 and 8..10)
+            snap = self.read_all(self._rt_scratch)
+            sample.voltage_dv = int(snap.voltage * 10 + 0.5)
+            for ch in range(self.channels):
+                sample.power[ch] = int(snap.power[ch] + 0.5) if snap.power[ch] >= 0 else -int(0.5 - snap.power[ch])
         self._sampler.integrate_sample(sample, self.energy)
         return sample
 

@@ -60,7 +60,12 @@ class Sampler:
 
     # ------------------------------------------------------------------ reads
     def read(self, sample, config):
-        """Fill ``sample`` from the digest laid out by ``config`` (which holds sample_bits())."""
+        """Fill ``sample`` from the digest laid out by ``config`` (which holds sample_bits()).
+
+        False when the digest carried nothing because the module lost DIGEST_CONFIG (a reboot
+        resets it to 0; the period latch notices the reboot only later): the config is written
+        again here, and the caller takes this sample from the RT block instead (the digest is
+        composed anew at the next commit)."""
         if config != self._config:
             self._layout(config)
         buf = self._buf
@@ -88,6 +93,10 @@ class Sampler:
             at += 2
         sample.seq = buf[1]
         sample.ticks_ms = self.clock.ticks_ms()
+        if voltage_at >= 0 and decivolts == 0 and self.io.read_u8(R.DIGEST_CONFIG) != config:
+            self.io.write_u8(R.DIGEST_CONFIG, config)
+            return False
+        return True
 
     def _read_v12(self, buf, voltage_at):
         """The fields byte by byte between two reads of seq (v1.2: the digest is not read-frozen)."""
