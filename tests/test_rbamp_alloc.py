@@ -78,3 +78,36 @@ def test_a_float_property_allocates_only_its_result():
     assert value > 200.0 and one_float > 100.0
     assert 0 < float_size <= 32
     assert used == float_size, (used, float_size)
+
+
+def test_digest_sample_allocates_nothing_v13_and_v12():
+    from rbamp import RbAmpSample
+
+    for version in (0x04, 0x03):
+        clock, module, bus, dev = rig("UI2", version, load=_noisy())
+        sample = RbAmpSample(2)
+        advance_past_next_window(clock, module)
+        dev.sample_bidirectional(into=sample)
+        micropython.heap_lock()
+        try:
+            for _ in range(1500):
+                clock.advance_ms(200)
+                dev.sample_bidirectional(into=sample)
+        finally:
+            micropython.heap_unlock()
+        assert dev.energy.export_wh(1) > 0 and dev.energy.import_wh(0) > 0 and sample.voltage_dv > 2000
+
+
+def test_v12_read_all_at_every_phase_allocates_nothing():
+    # calls at every phase of the window: some wait for a commit the learned phase expects
+    clock, module, bus, dev = rig("UI3", 0x03, load=_noisy())
+    snap = RbAmpSnapshot(3)
+    before = clock.now_us()
+    micropython.heap_lock()
+    try:
+        for i in range(600):
+            clock.advance_us(7919 * i % 200000)
+            dev.read_all(into=snap)
+    finally:
+        micropython.heap_unlock()
+    assert snap.current[0] > 0 and clock.now_us() > before

@@ -62,10 +62,11 @@ class Sampler:
     def read(self, sample, config):
         """Fill ``sample`` from the digest laid out by ``config`` (which holds sample_bits()).
 
-        False when the digest carried nothing because the module lost DIGEST_CONFIG (a reboot
-        resets it to 0; the period latch notices the reboot only later): the config is written
-        again here, and the caller takes this sample from the RT block instead (the digest is
-        composed anew at the next commit)."""
+        False when the digest shows no voltage on a module that has one: the module lost
+        DIGEST_CONFIG (a reboot resets it to 0; the period latch notices the reboot only later)
+        and the config is written again here, or the digest was not composed with it yet (it is
+        at each commit), or the mains are really gone. The caller then takes this one sample from
+        the RT block."""
         if config != self._config:
             self._layout(config)
         buf = self._buf
@@ -93,8 +94,9 @@ class Sampler:
             at += 2
         sample.seq = buf[1]
         sample.ticks_ms = self.clock.ticks_ms()
-        if voltage_at >= 0 and decivolts == 0 and self.io.read_u8(R.DIGEST_CONFIG) != config:
-            self.io.write_u8(R.DIGEST_CONFIG, config)
+        if voltage_at >= 0 and decivolts == 0:
+            if self.io.read_u8(R.DIGEST_CONFIG) != config:
+                self.io.write_u8(R.DIGEST_CONFIG, config)
             return False
         return True
 
