@@ -8,9 +8,11 @@ Run under any runtime to print its figures::
 
 Bus figures come from the simulator's accounting at 50 kHz (start/stop, 9 bits a byte, 100 us gap)
 and do not depend on the runtime; they are taken under CPython, for every variant (UI1..I3) and
-both protocol versions. The baseline is the naive loop a user writes without the package: every
-float the variant has (I-variants have no voltage, power or power factor) as four single-byte
-register reads, and for a period the latch, PERIOD_VALID and the average power per channel.
+both protocol versions, as the average of many calls at every phase of the module's 200 ms window
+(a v1.2 pass that meets a commit costs more). The baseline is the naive loop a user writes without
+the package: every float the variant has (I-variants have no voltage, power or power factor) as
+four single-byte register reads, and for a period the latch, PERIOD_VALID and the average power
+per channel; for the 5 Hz sample the voltage and power floats.
 """
 
 import gc
@@ -22,7 +24,7 @@ if __name__ == "__main__" and sys.implementation.name != "micropython":
     _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     sys.path[:0] = [_here + "/../lib", _here]
 
-from rbamp import RbAmp, RbAmpPeriodSnapshot, RbAmpSnapshot  # noqa: E402
+from rbamp import RbAmp, RbAmpPeriodSnapshot, RbAmpSample, RbAmpSnapshot  # noqa: E402
 from rbamp import registers as R  # noqa: E402
 from rbampsim import SimI2C, SimModule, VirtualClock, loads  # noqa: E402
 
@@ -30,6 +32,9 @@ VARIANTS = ("UI1", "UI2", "UI3", "I1", "I2", "I3")
 VERSIONS = (0x04, 0x03)
 CPU_REPEATS = 300
 WINDOW_STEP_MS = 203
+BUS_CALLS = 200  # calls averaged per bus figure, after BUS_WARMUP calls (the v1.2 phase learning)
+BUS_WARMUP = 20
+ENERGY_HOURS = 2
 PROTOCOL_V13 = "v1.3"
 PROTOCOL_V12 = "v1.2"
 PROTOCOL_V12_DRDY = "v1.2 + DRDY"
@@ -102,6 +107,34 @@ def _cost(bus, call):
     return stats.transactions, stats.bytes, stats.total_bus_time_us
 
 
+def _phase_step_us(i):
+    return 7919 * i % 200000  # successive calls land at every phase of the 200 ms window
+
+
+def _average_cost(clock, bus, call, pace_ms=0):
+    """Average (transactions, bytes, bus time in us) of BUS_CALLS calls, each after pace_ms and
+    a step to another phase of the window, after BUS_WARMUP calls that are not counted."""
+    for i in range(BUS_WARMUP):
+        clock.advance_ms(pace_ms)
+        clock.advance_us(_phase_step_us(i))
+        call()
+    bus.reset_stats()
+    for i in range(BUS_CALLS):
+        clock.advance_ms(pace_ms)
+        clock.advance_us(_phase_step_us(BUS_WARMUP + i))
+        call()
+    stats = bus.stats
+    return (stats.transactions // BUS_CALLS, stats.bytes // BUS_CALLS,
+            stats.total_bus_time_us // BUS_CALLS)
+
+
+def naive_sample_registers(channels, has_voltage):
+    """What a naive 5 Hz import/export sampler reads: the voltage and each channel's power."""
+    if not has_voltage:
+        return [R.I_RMS0 + 4 * ch for ch in range(channels)]  # no power to read: the currents
+    return [R.U_RMS] + [R.P0 + 4 * ch for ch in range(channels)]
+
+
 def _cost_after_drdy(clock, module, bus, dev, snap):
     """read_all started right after a DRDY edge: v1.2 trusts a single byte-wise pass then."""
     import asyncio
@@ -130,9 +163,15 @@ def bus_costs():
             period = RbAmpPeriodSnapshot(channels)
             naive_regs = naive_rt_registers(channels, module.has_voltage)
             clock.advance_ms(1000)
-            driver_rt = _cost(bus, lambda: dev.read_all(into=snap))
+            driver_rt = _average_cost(clock, bus, lambda: dev.read_all(into=snap))
             clock.advance_ms(1000)
             naive_rt = _cost(bus, lambda: _naive_rt(bus, naive_regs))
+            sample = RbAmpSample(channels)
+            dev.sample_bidirectional(into=sample)
+            driver_sample = _average_cost(clock, bus, lambda: dev.sample_bidirectional(into=sample),
+                                          pace_ms=200)
+            naive_sample_regs = naive_sample_registers(channels, module.has_voltage)
+            naive_sample = _cost(bus, lambda: _naive_rt(bus, naive_sample_regs))
             clock.advance_ms(1000)
             driver_period = _cost(bus, lambda: dev.read_period_snapshot(into=period))
             clock.advance_ms(1000)
@@ -140,10 +179,47 @@ def bus_costs():
             protocol = _protocol(version)
             rows.append(("rt", variant, protocol, driver_rt, naive_rt))
             rows.append(("period", variant, protocol, driver_period, naive_period))
+            rows.append(("sample", variant, protocol, driver_sample, naive_sample))
             if version == 0x03:
                 clock.advance_ms(1000)
                 rows.append(("rt", variant, PROTOCOL_V12_DRDY,
                              _cost_after_drdy(clock, module, bus, dev, snap), naive_rt))
+    return rows
+
+
+def sampled_energy(hours=ENERGY_HOURS):
+    """Import and export integrated from 5 Hz samples over ``hours`` of a midday household whose
+    ch1 exports PV power, once from the digest (whole watts) and once from the RT block (float
+    watts), against the simulator's ground truth. Rows (channel, kind, truth, digest, RT block),
+    energies in mWh."""
+    totals = {}
+    for source in ("digest", "rt"):
+        clock = VirtualClock()
+        module = SimModule("UI2", 0x04, addr=0x50, clock=clock, load=loads.Household(seed=5, start_hour=11.0))
+        bus = SimI2C([module], freq=50000, clock=clock)
+        clock.advance_ms(300)
+        dev = RbAmp(bus, 0x50)
+        dev.begin()
+        into = RbAmpSample(2) if source == "digest" else RbAmpSnapshot(2)
+        dev.sample_bidirectional(into=into)
+        start = module.truth.snapshot()
+        t0 = clock.now_us()
+        for i in range(1, hours * 3600 * 5 + 1):
+            clock.advance_us(t0 + 200000 * i - clock.now_us())  # every 200 ms, whatever the read took
+            dev.sample_bidirectional(into=into)
+        for ch in range(2):
+            for kind, counters in (("import", dev.energy.imported), ("export", dev.energy.exported)):
+                # energy is counted up to the last sample: the truth up to the same instant
+                truth = getattr(module.truth, kind + "_wh_since")(start, ch)
+                totals[(source, ch, kind)] = (int(truth * 1000 + 0.5), counters[ch].mwh())
+    rows = []
+    for ch in range(2):
+        for kind in ("import", "export"):
+            truth, digest = totals[("digest", ch, kind)]
+            rt_truth, rt = totals[("rt", ch, kind)]
+            if rt_truth != truth:
+                raise RuntimeError("the two runs saw different energy: %d / %d mWh" % (truth, rt_truth))
+            rows.append((ch, kind, truth, digest, rt))
     return rows
 
 
@@ -243,11 +319,11 @@ def _median_us(call, repeats, before_each):
     return _median(timings)
 
 
-def _calls(dev, snap, period):
+def _calls(dev, snap, period, sample):
     return (
         ("read_all(into=)", lambda: dev.read_all(into=snap)),
         ("read_period_snapshot(into=) + energy", lambda: dev.read_period_snapshot(into=period)),
-        ("sample_bidirectional()", lambda: dev.sample_bidirectional(into=snap)),
+        ("sample_bidirectional(into=RbAmpSample)", lambda: dev.sample_bidirectional(into=sample)),
         ("voltage property", lambda: dev.voltage),
     )
 
@@ -262,6 +338,7 @@ def cpu_and_alloc(repeats=CPU_REPEATS):
         image_bus, image_dev = image_rig(variant, version)
         snap = RbAmpSnapshot(3)
         period = RbAmpPeriodSnapshot(3)
+        sample = RbAmpSample(3)
 
         def next_window():
             # A window and a bit: successive calls start at different points of the 200 ms
@@ -278,8 +355,8 @@ def cpu_and_alloc(repeats=CPU_REPEATS):
             results.append((variant, version, "simulated bus only: 56-byte read",
                             _median_us(bus_only, repeats, next_window), None,
                             _allocated(bus_only, next_window) if on_micropython else None))
-        for (name, call), (_, image_call) in zip(_calls(dev, snap, period),
-                                                 _calls(image_dev, snap, period)):
+        for (name, call), (_, image_call) in zip(_calls(dev, snap, period, sample),
+                                                 _calls(image_dev, snap, period, sample)):
             simulated_us = _median_us(call, repeats, next_window)
             driver_us = _median_us(image_call, repeats, next_image_window)
             alloc = _allocated(call, next_window) if on_micropython else None
@@ -298,6 +375,8 @@ def print_report():
     if runtime == "cpython":
         for call, variant, protocol, driver, naive in bus_costs():
             print("bus|%s|%s|%s|%d|%d|%d|%d|%d|%d" % ((call, variant, protocol) + driver + naive))
+        for ch, kind, truth, digest, rt in sampled_energy():
+            print("energy|%d|%s|%d|%d|%d" % (ch, kind, truth, digest, rt))
     for variant, version, name, cpu_us, driver_us, alloc in cpu_and_alloc():
         print("cpu|%s|%s|%s|%s|%d|%s|%s" % (runtime, variant, _protocol(version), name, cpu_us,
                                             _dash(driver_us), _dash(alloc)))
@@ -328,43 +407,69 @@ def _collect_all():
 
 
 def parse(lines):
-    """Report lines -> (bus rows, cpu rows) with numbers as ints (None for an unmeasured "-")."""
-    bus, cpu = [], []
+    """Report lines -> (bus rows, cpu rows, energy rows) with numbers as ints (None for an
+    unmeasured "-")."""
+    bus, cpu, energy = [], [], []
     for line in lines:
         fields = line.split("|")
-        if fields[0] == "bus":
+        if fields[0] == "energy":
+            energy.append((int(fields[1]), fields[2]) + tuple(int(x) for x in fields[3:6]))
+        elif fields[0] == "bus":
             bus.append(tuple(fields[1:4]) + (tuple(int(x) for x in fields[4:7]),
                                              tuple(int(x) for x in fields[7:10])))
         elif fields[0] == "cpu":
             numbers = tuple(None if x == "-" else int(x) for x in fields[5:8])
             cpu.append(tuple(fields[1:5]) + numbers)
-    return bus, cpu
+    return bus, cpu, energy
 
 
 def _bus_table(bus, call):
+    share = call == "sample"
     md = ["| variant | protocol | transactions | bytes | bus time (ms) | naive: transactions "
-          "| naive: bytes | naive: bus time (ms) | driver / naive bus time |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "| naive: bytes | naive: bus time (ms) | driver / naive bus time |%s" % (
+              " share of the bus at 5 Hz |" if share else ""),
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|" if share else "")]
     for kind, variant, protocol, driver, naive in bus:
         if kind == call:
-            md.append("| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f |" % (
+            md.append("| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f |%s" % (
                 variant, protocol, driver[0], driver[1], driver[2] / 1000.0,
-                naive[0], naive[1], naive[2] / 1000.0, driver[2] / naive[2]))
+                naive[0], naive[1], naive[2] / 1000.0, driver[2] / naive[2],
+                " %.1f %% |" % (driver[2] * 5 / 10000.0) if share else ""))
     return md
 
 
-def markdown(bus, cpu, plots):
+def _energy_table(energy):
+    md = ["| channel | energy | ground truth (Wh) | from the digest (Wh) | digest error | from the RT "
+          "block (Wh) | RT block error |",
+          "|---|---|---:|---:|---:|---:|---:|"]
+    for ch, kind, truth, digest, rt in energy:
+        md.append("| ch%d | %s | %.3f | %.3f | %+.4f %% | %.3f | %+.4f %% |" % (
+            ch, kind, truth / 1000.0, digest / 1000.0, 100.0 * (digest - truth) / truth if truth else 0.0,
+            rt / 1000.0, 100.0 * (rt - truth) / truth if truth else 0.0))
+    return md
+
+
+def markdown(bus, cpu, energy, plots):
     md = ["Measured with `make bench-driver` (tools/bench_driver.py) against the simulator at 50 kHz.",
           "",
           "### Bus cost per call (simulated 50 kHz bus; measured on cpython, identical on every runtime)",
           "",
           "![bus time per call, driver and naive loop](%s)" % plots["bus"],
           "",
-          "RT read: `read_all(into=)`: on v1.3 one 56-byte burst of all 14 RT floats; on v1.2 the "
-          "floats the variant has (U and U peak on UI variants, I, I peak, P on UI variants and PF "
-          "per channel), byte by byte, each read twice until both passes agree, or once when the "
-          "read starts right after a DRDY edge. Naive: the variant's own floats (without PF on I "
-          "variants), each as four single-byte reads, with no torn-value or sanity protection.",
+          "Every figure is the average of %d calls at every phase of the module's 200 ms window "
+          "(after %d calls to learn it), except the naive loops and the DRDY rows (one call)." % (
+              BUS_CALLS, BUS_WARMUP),
+          "",
+          "RT read: `read_all(into=)`, one 200 ms window of the floats the variant has (U and U "
+          "peak on UI variants, I, I peak, P on UI variants and PF per channel). v1.3: one "
+          "read-frozen burst from the variant's first float to its last (UI1 48 bytes, UI3 56); an "
+          "I1, whose three floats are 40 bytes apart, reads I..I peak (16 bytes) as one burst and "
+          "PF before and after it: equal PF copies prove the burst's window (one commit at most "
+          "can fall within those few ms). v1.2: one byte-wise pass between two reads of the "
+          "digest's commit counter `seq` (equal: no commit inside), started after the commit the "
+          "learned window phase expects within it; or a single pass right after a DRDY edge. "
+          "Naive: the variant's own floats (without PF on I variants), each as four single-byte "
+          "reads, with no torn-value or sanity protection.",
           ""]
     md += _bus_table(bus, "rt")
     md += ["",
@@ -374,6 +479,23 @@ def markdown(bus, cpu, plots):
            "reboot or sanity protection.",
            ""]
     md += _bus_table(bus, "period")
+    md += ["",
+           "5 Hz sample: `sample_bidirectional(into=RbAmpSample)`, the gateway's sampling path, "
+           "called every 200 ms. v1.3: one read-frozen burst of the digest's prefix "
+           "`[status][seq][U][P per channel]` (DIGEST_CONFIG voltage + power; I variants only "
+           "power). v1.2: those bytes one by one between two reads of `seq`. Naive: U and each "
+           "channel's P as floats (I variants: the currents), four single-byte reads each. Before "
+           "this sample path the 5 Hz sample was `read_all` (v1.3: 10.78 ms, 5.4 % of the bus).",
+           ""]
+    md += _bus_table(bus, "sample")
+    md += ["",
+           "Energy from the 5 Hz samples: a UI2 (ch0 a house circuit, ch1 with PV export around "
+           "midday, `loads.Household`), %d simulated hours from 11:00 sampled every 200 ms, v1.3. "
+           "The digest carries power in whole watts (rounded, so each sample is off by at most "
+           "0.5 W, without bias); the RT block carries float watts. Ground truth: the simulator's "
+           "exact energy over the same span." % ENERGY_HOURS,
+           ""]
+    md += _energy_table(energy)
     md += ["",
            "### CPU time per call (median of %d calls, us) and bytes allocated per call" % CPU_REPEATS,
            "",
@@ -403,13 +525,14 @@ def plot_bus(bus):
     from benchreport import pyplot, save_plot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     series = (("driver, v1.3", "#1b7837", lambda protocol: protocol == PROTOCOL_V13, 3),
               ("driver, v1.2", "#c51b7d", lambda protocol: protocol == PROTOCOL_V12, 3),
               ("driver, v1.2 + DRDY", "#f1b6da", lambda protocol: protocol == PROTOCOL_V12_DRDY, 3),
               ("naive byte-by-byte", "#7f7f7f", lambda protocol: protocol == PROTOCOL_V13, 4))
     width = 0.2
-    for ax, call, title in zip(axes, ("rt", "period"), ("RT read (read_all)", "period snapshot")):
+    for ax, call, title in zip(axes, ("rt", "period", "sample"),
+                               ("RT read (read_all)", "period snapshot", "5 Hz sample")):
         for k, (label, colour, wanted, which) in enumerate(series):
             xs, heights = [], []
             for i, variant in enumerate(VARIANTS):
@@ -436,7 +559,7 @@ CPU_PLOT_LABELS = {
     "simulated bus only: 56-byte read": "bus only\n56 B read",
     "read_all(into=)": "read_all",
     "read_period_snapshot(into=) + energy": "period\nsnapshot",
-    "sample_bidirectional()": "sample_bi-\ndirectional",
+    "sample_bidirectional(into=RbAmpSample)": "5 Hz sample\n(digest)",
     "voltage property": "voltage",
 }
 
@@ -473,9 +596,9 @@ def plot_cpu(cpu):
 def write_benchmarks():
     from benchreport import replace_section
 
-    bus, cpu = parse(_collect_all())
+    bus, cpu, energy = parse(_collect_all())
     plots = {"bus": plot_bus(bus), "cpu": plot_cpu(cpu)}
-    body = markdown(bus, cpu, plots)
+    body = markdown(bus, cpu, energy, plots)
     replace_section("driver", body)
     print(body)
 
