@@ -92,18 +92,37 @@ re-programming a byte with its own value changes nothing, so neighbouring record
 if the device replaced rather than ANDed bytes. The partition must not be flash-encrypted.
 """
 
-import struct
+from gateway.ledger import COUNTERS_PER_CHANNEL
+from gateway.journal_record import (
+    COUNTER_LIMIT,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_ADDRESS,
+    MAX_MODULE_CHANNELS,
+    RECORD_LIMIT,
+    RESUME_LEN,
+    SEQ_LIMIT,
+    JournalState,
+    RecordCodec,
+    crc32,
+    decode,
+    is_blank,
+    layout_key,
+    read_entries,
+    read_u32,
+    record_length,
+)
+from gateway.journal_scan import JournalScan, ScanReport
 
-from gateway.ledger import COUNTERS_PER_CHANNEL, EXPORT, IMPORT, slot, span
-
-FORMAT_VERSION = 2
-MAGIC = b"EJ"
-COUNTER_LIMIT = 1 << 48
-SEQ_LIMIT = 1 << 32
-RECORD_LIMIT = 255      # the envelope's length byte
-RESUME_LEN = 10         # resume bytes per module
-MAX_ADDRESS = 0x77      # 7-bit I2C addresses below the reserved 0x78..0x7F
-MAX_MODULE_CHANNELS = 8
+# The journal's public names, those of the record format included: other modules import them
+# all from here.
+__all__ = (
+    "EnergyStore", "JournalState", "ScanReport", "JournalError", "JournalFormatError",
+    "JournalWriteError", "crc32", "record_length", "FORMAT_VERSION", "MAGIC", "COUNTER_LIMIT",
+    "SEQ_LIMIT", "RECORD_LIMIT", "RESUME_LEN", "MAX_ADDRESS", "MAX_MODULE_CHANNELS",
+    "REASON_UNSPECIFIED", "REASON_GROWTH", "REASON_INTERVAL", "REASON_SHUTDOWN", "REASON_RESET",
+    "REASON_MIGRATION", "REASON_POWER_LOSS", "REASON_LAYOUT", "REASON_PERIOD",
+)
 
 REASON_UNSPECIFIED = 0
 REASON_GROWTH = 1
@@ -115,14 +134,6 @@ REASON_POWER_LOSS = 6
 REASON_LAYOUT = 7
 REASON_PERIOD = 8  # the gateway commits after every period latch (see gateway.metering)
 
-_MAGIC0 = 0x45
-_MAGIC1 = 0x4A
-_ENVELOPE_MIN = 12  # magic, version, length, seq, CRC: the smallest record any version can have
-_V1_HEADER = 14
-_V2_HEADER = 16
-_ENTRY_LEN = 2 + RESUME_LEN
-_CRC_LEN = 4
-_COUNTER_LEN = 6
 # The unit a scan counts slots in where a block holds no valid record to give its slot size
 # (one module of 2 channels): it only shapes the report's figures.
 _NOMINAL_SLOT = 56
@@ -158,245 +169,34 @@ class JournalWriteError(JournalError):
     """The flash did not take a program or an erase (worn out or failing)."""
 
 
-class JournalState:
-    """A valid record: what the gateway resumes from.
-
-    ``layout``: ``[(address, channels), ...]`` of a version-2 record, None for a version-1
-    record (whose ``totals`` have the count it was written with). ``resume``: the modules'
-    10 bytes each, concatenated (None for version 1).
-    """
-
-    def __init__(self, seq, totals, backlog_seq, reason, layout=None, resume=None, version=2):
-        self.seq = seq
-        self.totals = totals
-        self.backlog_seq = backlog_seq
-        self.reason = reason
-        self.layout = layout
-        self.resume = resume
-        self.version = version
-
-    def imported(self, channel):
-        return self.totals[slot(channel, IMPORT)]
-
-    def exported(self, channel):
-        return self.totals[slot(channel, EXPORT)]
-
-    def __repr__(self):
-        return "JournalState(seq=%d, totals=%r, backlog_seq=%d, reason=%d, layout=%r)" % (
-            self.seq, self.totals, self.backlog_seq, self.reason, self.layout)
+def _format_error(scan):
+    """The JournalFormatError a finished ``JournalScan`` calls for, or None (see ``load``)."""
+    newest = scan.newest_seq
+    if scan.other_seq >= 0 and (not newest or scan.other_seq > newest):
+        return JournalFormatError(
+            "the journal was written in format version %d; this code reads versions 1 and %d"
+            % (scan.other_version, FORMAT_VERSION), "version", version=scan.other_version)
+    report = scan.report
+    if not newest and report.foreign_blocks > 1 and report.foreign > report.damaged:
+        return JournalFormatError(
+            "the device holds data that is not an energy journal (%d foreign slots in %d "
+            "blocks); format() it only if it is really meant for the journal"
+            % (report.foreign, report.foreign_blocks), "foreign")
+    return None
 
 
-class ScanReport:
-    """What the last scan found, slot by slot (diagnostics for the gateway's log)."""
-
-    def __init__(self):
-        self.blank = 0           # erased slots
-        self.valid = 0           # records checked and found valid (the newest one at least)
-        self.damaged = 0         # records with our header whose CRC failed (torn or corrupted)
-        self.foreign = 0         # non-blank slots that are not journal records at all
-        self.foreign_blocks = 0  # blocks holding at least one foreign slot
-        self.other = 0           # valid records of a format version this code does not read
-
-    def __repr__(self):
-        return "ScanReport(blank=%d, valid=%d, damaged=%d, foreign=%d in %d blocks, other=%d)" % (
-            self.blank, self.valid, self.damaged, self.foreign, self.foreign_blocks, self.other)
-
-
-# CRC-32 kept as two 16-bit halves: on the 32-bit boards ints above 2**30 are heap objects, and
-# a commit should not allocate.
-_crc_tables = None
-
-
-def _crc_table_pair():
-    global _crc_tables
-    if _crc_tables is None:
-        from array import array
-
-        low = array("H", bytes(512))  # from bytes: no 256-item list on the way
-        high = array("H", bytes(512))
-        for index in range(256):
-            lo = index
-            hi = 0
-            for _ in range(8):
-                carry = lo & 1
-                lo = (lo >> 1) | ((hi & 1) << 15)
-                hi >>= 1
-                if carry:
-                    lo ^= 0x8320
-                    hi ^= 0xEDB8
-            low[index] = lo
-            high[index] = hi
-        _crc_tables = (low, high)
-    return _crc_tables
-
-
-def _crc_halves(buf, start, end, low, high, out):
-    """CRC-32 of buf[start:end] into out[0] (low 16 bits) and out[1] (high 16 bits)."""
-    lo = 0xFFFF
-    hi = 0xFFFF
-    for i in range(start, end):
-        index = (lo ^ buf[i]) & 0xFF
-        lo = (((hi & 0xFF) << 8) | (lo >> 8)) ^ low[index]
-        hi = (hi >> 8) ^ high[index]
-    out[0] = lo ^ 0xFFFF
-    out[1] = hi ^ 0xFFFF
-
-
-def crc32(data):
-    """CRC-32 of a bytes-like object, as an int (same value as ``binascii.crc32``)."""
-    from array import array
-
-    low, high = _crc_table_pair()
-    out = array("H", [0, 0])
-    _crc_halves(data, 0, len(data), low, high, out)
-    return out[0] | (out[1] << 16)
-
-
-def _crc_stored_matches(buf, start, crc_at, low, high, out):
-    _crc_halves(buf, start, crc_at, low, high, out)
-    lo = out[0]
-    hi = out[1]
-    return (buf[crc_at] == lo & 0xFF and buf[crc_at + 1] == lo >> 8
-            and buf[crc_at + 2] == hi & 0xFF and buf[crc_at + 3] == hi >> 8)
-
-
-def _all_ff(buf, start, end):
-    for i in range(start, end):
-        if buf[i] != 0xFF:
-            return False
-    return True
-
-
-def record_length(modules, counters):
-    """Bytes of one version-2 record (CRC included; also its slot size) for ``modules`` modules
-    and ``counters`` counters (2 per channel). Above ``RECORD_LIMIT`` the layout does not fit."""
-    return _V2_HEADER + _ENTRY_LEN * modules + _COUNTER_LEN * counters + _CRC_LEN
-
-
-def _declared_length(buf, o):
-    """The length a version-1 or -2 header's counts imply (0: not a readable header)."""
-    version = buf[o + 2]
-    counters = buf[o + 13]
-    if counters < 2 or counters & 1:
-        return 0
-    if version == 2:
-        modules = buf[o + 14]
-        if modules < 1:
-            return 0
-        return record_length(modules, counters)
-    if version == 1:
-        return _V1_HEADER + _COUNTER_LEN * counters + _CRC_LEN
-    return 0
-
-
-def _readable_record(buf, o, limit, low, high, out):
-    """True if buf[o:] holds a whole, consistent version-1 or -2 record with a valid CRC."""
-    length = buf[o + 3]
-    if length != _declared_length(buf, o) or o + length > limit:
-        return False
-    if not _crc_stored_matches(buf, o, o + length - _CRC_LEN, low, high, out):
-        return False
-    if buf[o + 2] == 2:
-        # The modules' channels must account for every counter, or the record cannot be split.
-        channels = 0
-        e = o + _V2_HEADER
-        for _ in range(buf[o + 14]):
-            channels += buf[e + 1]
-            e += _ENTRY_LEN
-        return span(channels) == buf[o + 13]
-    return True
-
-
-def _block_stride(buf, size, low, high, out):
-    """Slot size of a block: that of its first valid record of any version (0: none found).
-
-    Every version's slots are multiples of 4 bytes and start at multiples of their own size, so
-    looking at every 4th offset finds the first good record even behind a torn slot 0.
-    """
-    o = 0
-    last = size - _ENVELOPE_MIN
-    while o <= last:
-        if buf[o] == _MAGIC0 and buf[o + 1] == _MAGIC1:
-            length = buf[o + 3]
-            if (_ENVELOPE_MIN <= length <= size - o
-                    and _crc_stored_matches(buf, o, o + length - _CRC_LEN, low, high, out)):
-                stride = (length + 3) & ~3
-                if o % stride == 0:
-                    return stride
-        o += 4
-    return 0
-
-
-def _u32(buf, o):
-    # Byte arithmetic, not unpack_from: no tuple per slot.
-    return buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | (buf[o + 3] << 24)
-
-
-def _decode(buf, o):
-    """The JournalState of the readable record at buf[o:] (checked by ``_readable_record``)."""
-    version = buf[o + 2]
-    counters = buf[o + 13]
-    layout = None
-    resume = None
-    p = o + _V1_HEADER
-    if version == 2:
-        modules = buf[o + 14]
-        layout = []
-        resume = bytearray(RESUME_LEN * modules)
-        e = o + _V2_HEADER
-        for k in range(modules):
-            layout.append((buf[e], buf[e + 1]))
-            resume[k * RESUME_LEN:(k + 1) * RESUME_LEN] = buf[e + 2:e + _ENTRY_LEN]
-            e += _ENTRY_LEN
-        resume = bytes(resume)
-        p = e
-    totals = []
-    for _ in range(counters):
-        lo, mid, hi = struct.unpack_from("<HHH", buf, p)
-        totals.append(lo | (mid << 16) | (hi << 32))
-        p += _COUNTER_LEN
-    return JournalState(_u32(buf, o + 4), totals, _u32(buf, o + 8), buf[o + 12], layout,
-                        resume, version)
-
-
-def _layout_key(layout):
-    """Validate a layout; return its (address, channels) pairs as bytes and the counter count."""
-    try:
-        modules = len(layout)
-    except TypeError:
-        raise ValueError("layout must be a list of (address, channels), got %r" % (layout,))
-    if modules < 1:
-        raise ValueError("layout must name at least one module")
-    key = bytearray(2 * modules)
-    channels = 0
-    for k in range(modules):
-        entry = layout[k]
-        try:
-            address, count = entry
-        except (TypeError, ValueError):
-            raise ValueError("layout entry %d must be (address, channels), got %r" % (k, entry))
-        if not isinstance(address, int) or not 0 <= address <= MAX_ADDRESS:
-            raise ValueError("layout entry %d: address must be an int in 0 .. 0x%02x, got %r"
-                             % (k, MAX_ADDRESS, address))
-        if not isinstance(count, int) or not 1 <= count <= MAX_MODULE_CHANNELS:
-            raise ValueError("layout entry %d (address 0x%02x): channels must be an int in 1 .. %d,"
-                             " got %r" % (k, address, MAX_MODULE_CHANNELS, count))
-        for j in range(k):
-            if key[2 * j] == address:
-                raise ValueError("layout names address 0x%02x twice (entries %d and %d)"
-                                 % (address, j, k))
-        key[2 * k] = address
-        key[2 * k + 1] = count
-        channels += count
-    length = record_length(modules, span(channels))
-    if length > RECORD_LIMIT:
-        fit = (RECORD_LIMIT - record_length(modules, 0)) // (COUNTERS_PER_CHANNEL * _COUNTER_LEN)
-        raise ValueError(
-            "%d module(s) with %d channels need %d-byte records; a record holds at most %d bytes, "
-            "so with %d module(s) at most %d channels fit (modules + channels <= %d)"
-            % (modules, channels, length, RECORD_LIMIT, modules, fit,
-               (RECORD_LIMIT - record_length(0, 0)) // (COUNTERS_PER_CHANNEL * _COUNTER_LEN)))
-    return bytes(key), span(channels)
+def _program_windows(slots, length, prog_size):
+    """The window and read-back buffer pairs a commit programs ``length``-byte slots through,
+    keyed by window size: every slot's window is aligned to ``prog_size``."""
+    windows = {}
+    for slot in range(slots):
+        offset = slot * length
+        start = offset - offset % prog_size
+        end = offset + length
+        end += (-end) % prog_size
+        if end - start not in windows:
+            windows[end - start] = (bytearray(end - start), bytearray(end - start))
+    return windows
 
 
 class EnergyStore:
@@ -445,10 +245,8 @@ class EnergyStore:
         self._chunk = bytearray(chunk)
         self._ff_chunk = b"\xff" * chunk
         self._record_buf = bytearray(RECORD_LIMIT)
-        self._crc_low, self._crc_high = _crc_table_pair()
-        from array import array
-
-        self._crc_out = array("H", [0, 0])
+        self._codec = RecordCodec()
+        self._scanner = JournalScan(bdev, self.block_count, self.block_size, self._codec)
 
         self._erased = [False] * self.block_count
         self._reset_position()
@@ -472,7 +270,7 @@ class EnergyStore:
         a version-1 record), the next commit is a layout change: it starts the block ahead and
         its counters may be anything >= 0. The same layout as the newest record changes nothing.
         """
-        key, counters = _layout_key(layout)
+        key, counters = layout_key(layout)
         modules = len(key) // 2
         length = record_length(modules, counters)
         if self.block_size < 2 * length:
@@ -491,15 +289,7 @@ class EnergyStore:
         self._key = key
 
         # Every buffer a commit touches exists before the first commit.
-        windows = {}
-        for slot in range(self.slots_per_block):
-            offset = slot * length
-            start = offset - offset % self.prog_size
-            end = offset + length
-            end += (-end) % self.prog_size
-            if end - start not in windows:
-                windows[end - start] = (bytearray(end - start), bytearray(end - start))
-        self._windows = windows
+        self._windows = _program_windows(self.slots_per_block, length, self.prog_size)
         self._resume_len = RESUME_LEN * modules
         self._zero_resume = bytes(self._resume_len)
         # Taken over by the first commit of a layout change, so that it does not allocate.
@@ -556,119 +346,25 @@ class EnergyStore:
             raise self._format_error
         if self._seq == 0:
             return None
-        return _decode(self._record_buf, 0)
+        return decode(self._record_buf, 0)
 
     def _scan(self):
-        bdev = self._bdev
-        size = self.block_size
-        block = bytearray(size)
-        ff_block = b"\xff" * size
-        unit = self.slot_size or _NOMINAL_SLOT
-        low = self._crc_low
-        high = self._crc_high
-        out = self._crc_out
-        newest = self._record_buf
-        report = ScanReport()
-        best_seq = 0
-        best_block = -1
-        best_next = 0
-        best_stride = 0
-        other_seq = -1
-        other_version = 0
-        for b in range(self.block_count):
-            bdev.readblocks(b, block, 0)
-            if block == ff_block:
-                self._erased[b] = True
-                report.blank += size // unit
-                continue
-            self._erased[b] = False
-            stride = _block_stride(block, size, low, high, out)
-            if not stride:
-                # No valid record here, so nothing to resume from: the stride only shapes how
-                # the junk is counted (a torn slot 0 still declares its own length).
-                stride = unit
-                if block[0] == _MAGIC0 and block[1] == _MAGIC1 and block[3] >= _ENVELOPE_MIN:
-                    stride = (block[3] + 3) & ~3
-            last_used = -1
-            foreign_here = False
-            # Newest slot first: records of a block go in with rising sequence numbers, so
-            # normally one CRC per block settles which record there is the newest.
-            i = size // stride
-            while i > 0:
-                i -= 1
-                o = i * stride
-                if block[o] == 0xFF and _all_ff(block, o, o + stride):
-                    report.blank += 1
-                    continue
-                if last_used < 0:
-                    last_used = i
-                if block[o] != _MAGIC0 or block[o + 1] != _MAGIC1:
-                    report.foreign += 1
-                    foreign_here = True
-                    continue
-                version = block[o + 2]
-                seq = _u32(block, o + 4)
-                if version == 1 or version == 2:
-                    if seq == 0 or block[o + 3] != _declared_length(block, o):
-                        report.damaged += 1
-                    elif seq > best_seq:
-                        if _readable_record(block, o, size, low, high, out):
-                            report.valid += 1
-                            best_seq = seq
-                            best_block = b
-                            for j in range(block[o + 3]):
-                                newest[j] = block[o + j]
-                        else:
-                            report.damaged += 1
-                    continue
-                length = block[o + 3]
-                if (_ENVELOPE_MIN <= length <= size - o
-                        and _crc_stored_matches(block, o, o + length - _CRC_LEN, low, high, out)):
-                    report.other += 1
-                    if seq > other_seq:
-                        other_seq = seq
-                        other_version = version
-                else:
-                    report.damaged += 1
-            if best_block == b:
-                best_stride = stride
-                best_next = (last_used + 1) * stride
-            if foreign_here:
-                report.foreign_blocks += 1
-
+        scan = self._scanner
+        scan.run(self.slot_size or _NOMINAL_SLOT, self._record_buf, self._erased)
         self._reset_position()
-        self._format_error = None
-        if best_block >= 0:
-            state_version = newest[2]
-            self._seq = best_seq
-            self._backlog = _u32(newest, 8)
+        self._format_error = _format_error(scan)
+        if scan.newest_seq:
+            newest = self._record_buf
+            self._seq = scan.newest_seq
+            self._backlog = read_u32(newest, 8)
             self._last_reason = newest[12]
-            self._totals = _decode(newest, 0).totals
-            if state_version == 2:
-                modules = newest[14]
-                key = bytearray(2 * modules)
-                resume = bytearray(RESUME_LEN * modules)
-                e = _V2_HEADER
-                for k in range(modules):
-                    key[2 * k] = newest[e]
-                    key[2 * k + 1] = newest[e + 1]
-                    resume[k * RESUME_LEN:(k + 1) * RESUME_LEN] = newest[e + 2:e + _ENTRY_LEN]
-                    e += _ENTRY_LEN
-                self._durable_key = bytes(key)
-                self._durable_resume = resume
-            self._newest_block = best_block
-            self._set_pointer(best_block, best_next, best_stride)
-        if other_seq >= 0 and (best_block < 0 or other_seq > best_seq):
-            self._format_error = JournalFormatError(
-                "the journal was written in format version %d; this code reads versions 1 and %d"
-                % (other_version, FORMAT_VERSION), "version", version=other_version)
-        elif best_block < 0 and report.foreign_blocks > 1 and report.foreign > report.damaged:
-            self._format_error = JournalFormatError(
-                "the device holds data that is not an energy journal (%d foreign slots in %d "
-                "blocks); format() it only if it is really meant for the journal"
-                % (report.foreign, report.foreign_blocks), "foreign")
+            self._totals = decode(newest, 0).totals
+            if newest[2] == 2:
+                self._durable_key, self._durable_resume = read_entries(newest, 0)
+            self._newest_block = scan.newest_block
+            self._set_pointer(scan.newest_block, scan.next_offset, scan.stride)
         self._update_opens_block()
-        self.report = report
+        self.report = scan.report
         self._scanned = True
 
     def _set_pointer(self, block, offset, stride):
@@ -685,21 +381,7 @@ class EnergyStore:
         """Yield ``(block, slot, JournalState)`` for every valid record of a readable version,
         block by block, with the slot sizes the scan uses. For diagnostics (``rbamp journal``);
         the gateway itself only needs ``load()``."""
-        size = self.block_size
-        block = bytearray(size)
-        low = self._crc_low
-        high = self._crc_high
-        out = self._crc_out
-        for b in range(self.block_count):
-            self._bdev.readblocks(b, block, 0)
-            stride = _block_stride(block, size, low, high, out)
-            if not stride:
-                continue
-            for i in range(size // stride):
-                o = i * stride
-                if (block[o] == _MAGIC0 and block[o + 1] == _MAGIC1
-                        and _readable_record(block, o, size, low, high, out)):
-                    yield b, i, _decode(block, o)
+        return self._scanner.records()
 
     # ----------------------------------------------------------------- state without reading
 
@@ -804,7 +486,7 @@ class EnergyStore:
         if offset == 0 and not self._erased[block]:
             self.inline_erases += 1
             self._erase(block)
-        # Same arithmetic as in set_layout, inline: a returned tuple would allocate.
+        # Same arithmetic as in _program_windows, inline: a returned tuple would allocate.
         start = offset - offset % self.prog_size
         end = offset + size
         end += (-end) % self.prog_size
@@ -815,40 +497,11 @@ class EnergyStore:
         # The slot is spent whatever happens next: never program the same slot twice.
         self._erased[block] = False
         self._set_pointer(block, offset + size, size)
-        if not _all_ff(window, o, o + size):
+        if not is_blank(window, o, o + size):
             self.skipped_slots += 1
             return False
 
-        window[o] = _MAGIC0
-        window[o + 1] = _MAGIC1
-        window[o + 2] = FORMAT_VERSION
-        window[o + 3] = size
-        struct.pack_into("<HH", window, o + 4, seq & 0xFFFF, seq >> 16)
-        struct.pack_into("<HH", window, o + 8, backlog_seq & 0xFFFF, backlog_seq >> 16)
-        window[o + 12] = reason
-        window[o + 13] = self.counters
-        window[o + 14] = self.modules
-        window[o + 15] = 0
-        key = self._key
-        p = o + _V2_HEADER
-        r = 0
-        for k in range(self.modules):
-            window[p] = key[2 * k]
-            window[p + 1] = key[2 * k + 1]
-            p += 2
-            for _ in range(RESUME_LEN):
-                window[p] = resume[r]
-                p += 1
-                r += 1
-        for i in range(self.counters):
-            value = totals[i]
-            struct.pack_into("<HHH", window, p, value & 0xFFFF, (value >> 16) & 0xFFFF,
-                             value >> 32)
-            p += _COUNTER_LEN
-        out = self._crc_out
-        _crc_halves(window, o, p, self._crc_low, self._crc_high, out)
-        struct.pack_into("<HH", window, p, out[0], out[1])
-
+        self._codec.encode(window, o, seq, backlog_seq, reason, self._key, resume, totals)
         bdev.writeblocks(block, window, start)
         bdev.ioctl(_IOCTL_SYNC, 0)
         bdev.readblocks(block, readback, start)
