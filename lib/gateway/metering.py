@@ -43,6 +43,7 @@ class MeteredModule:
     here (``ledger``, gateway.ledger), not in the driver object: they hold the journal's totals
     while the module is away and are handed to the driver when it begins.
 
+    ``sample`` is the newest 5 Hz sample (``RbAmpSample``: voltage and signed power per channel).
     Live values for the publisher: ``snapshot`` (the RT block), ``reactive_power`` (per channel)
     and ``frequency``, read together by ``Metering.read_live()``; ``live_error`` says why they
     are missing.
@@ -60,7 +61,7 @@ class MeteredModule:
         self.status = "starting"
         self.error = None  # type: str | None
         self.snapshot = None
-        self.sample = None  # the newest 5 Hz sample (RbAmpSample: signed W, voltage)
+        self.sample = None  # type: RbAmpSample | None
         self.reactive_power = None  # type: list | None
         self.frequency = None  # type: float | None
         self.live_error = None  # type: str | None
