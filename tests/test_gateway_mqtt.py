@@ -328,12 +328,12 @@ def test_packet_ids_wrap_without_ever_using_zero():
         observer = sb.Observer(period, qos=1)
         task = asyncio.create_task(link.run())
         try:
-            await sb.wait_until(lambda: link.connected and link._wire is not None, 5000, "connected")
-            link._wire.last_pid = 65533  # as after a long session
+            await sb.wait_until(lambda: link.connected and link._session is not None, 5000, "connected")
+            link._session.wire.last_pid = 65533  # as after a long session
             for seq in range(1, 6):
                 link.publish_period({"seq": seq})
             await sb.wait_until(lambda: len(seqs(observer, period)) == 5, 5000, "five records", observer)
-            assert 0 < link._wire.last_pid < 10
+            assert 0 < link._session.wire.last_pid < 10
         finally:
             await sb.finish(link, task)
             observer.close()

@@ -24,7 +24,6 @@ sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests"), os.pat
 
 from support_e2e import Gateway, Watcher, base_config, wait_until  # noqa: E402
 from xrt import broker as xbroker  # noqa: E402
-from gateway.mqtt_link import IDLE_POLL_MS  # noqa: E402
 
 BASE = "rbamp/e2e-gw/"
 PERIOD_S = 5
@@ -235,9 +234,10 @@ def report(interpreter, result, frozen, plot=None):
         "not counted. Period record (QoS 1): from the LATCH_PERIOD command on the simulated "
         "bus to the record's arrival; it includes the 50 ms settle the protocol requires before the "
         "snapshot is read, the read, the backlog's RAM stage (a record acknowledged within 5 s is never written to flash) and the MQTT round. "
-        "A message waits for the MQTT link's next turn, and an idle link sleeps %d ms between "
-        "turns (`IDLE_POLL_MS` in lib/gateway/mqtt_link.py): hence state latencies spread over "
-        "0..%d ms." % (IDLE_POLL_MS, IDLE_POLL_MS),
+        "The MQTT link does not poll: a publish call wakes the idle link at once (an "
+        "`asyncio.Event` in lib/gateway/mqtt_link.py) and a reader task wakes it when the broker's "
+        "answer arrives (asyncio's own poll of the socket, lib/gateway/mqtt_wire.py); a state "
+        "handed over while the link awaits a PUBACK (totals, a period record) goes out right after it.",
     ]
     if plot:
         lines += ["", "![publish latency histograms](%s)" % plot]

@@ -19,10 +19,11 @@ The link also listens to its own availability topic: a broker that was stalled d
 wills of our earlier, abandoned connections when it recovers, possibly after the new session's
 "online"; seeing "offline" there while connected, the link publishes "online" again.
 
-The bytes on the wire are gateway.mqtt_wire's. Here: the session (connect with the last will,
-subscriptions, keepalive) and what to publish when. Nothing polls: the publish_* calls, an
-arriving packet (a reader task per session) and stop() set one ``asyncio.Event`` the session
-waits on, with a deadline for the next keepalive ping and for the backlog's hold time. Every wait
+The bytes on the wire are gateway.mqtt_wire's. Here: ``_Session``, one broker session (connect
+with the last will, a reader task, every wait for the broker, keepalive), and ``MqttLink``, what
+to publish when and the reconnect loop. Nothing polls: the publish_* calls, an arriving packet
+(the session's reader task) and stop() set one ``asyncio.Event`` the link waits on, with a
+deadline for the next keepalive ping and for the backlog's hold time. Every wait
 for the broker is bounded by ``timeout_s``; any failure ends only the session: the socket is
 closed and the link retries after an exponential backoff with jitter (1 s .. 60 s; reset only
 after a session that lasted STABLE_SESSION_MS, so a broker that accepts and then kicks us does
@@ -69,6 +70,230 @@ BACKOFF_BASE_MS = 1000
 BACKOFF_CAP_MS = 60000
 
 
+class _Session:
+    """One broker session: its wire, the reader task that wakes the link when a packet comes in,
+    and the round trips (each bounded by timeout_ms). ``duty()`` (the link's) runs on every wake
+    of a wait and returns the ms until it must run again (None: nothing pending), so records
+    staged in RAM are written when overdue even while a PUBACK does not come."""
+
+    def __init__(self, clock, timeout_ms, keepalive_s, wake, duty, on_message, client_class):
+        self.clock = clock
+        self.timeout_ms = timeout_ms
+        self.keepalive_s = keepalive_s
+        self.wake = wake
+        self._duty = duty
+        self.wire = MqttWire(clock, on_message, client_class)
+        self._reader = None
+        self._broken = None  # what ended the reader task: the session ends with it
+
+    async def open(self, host, port, tls, ca_file, client_id, user, password, will_topic, will_qos):
+        wire = self.wire
+        await wire.open(host, port, self.timeout_ms, tls, ca_file)
+        self._reader = asyncio.create_task(self._read())
+        wire.connect(client_id, self.keepalive_s, user, password, will_topic, OFFLINE, will_qos, True)
+        await wire.flush(self.timeout_ms)
+        await self._expect(self._connack_arrived, "CONNACK")
+        code = wire.connack
+        if code:
+            raise MqttError("broker refused the connection: %s" % CONNACK_REASONS.get(code, "code %d" % code))
+
+    def _connack_arrived(self):
+        return self.wire.connack is not None
+
+    async def _read(self):
+        wire = self.wire
+        try:
+            while True:
+                if await wire.receive():
+                    self.wake.set()
+        except Exception as exc:  # handed to the link's task, which ends the session with it
+            self._broken = exc
+            self.wake.set()
+
+    def check(self):
+        """Raise what ended the session (the reader's failure, or close())."""
+        if self._broken is not None:
+            raise self._broken
+        if not self.wire.is_open:
+            raise OSError(errno.ECONNRESET, "connection closed")
+
+    def close(self):
+        reader = self._reader
+        self._reader = None
+        if reader is not None:
+            reader.cancel()  # before the socket goes: asyncio still watches it for the reader
+        self.wire.close()
+
+    async def send_pending(self):
+        """What the wire owes the broker (a PUBACK umqtt.simple wrote for a message)."""
+        if self.wire.tx_pending():
+            await self.wire.flush(self.timeout_ms)
+
+    async def publish(self, topic, payload, retain, qos):
+        self.check()
+        pid = self.wire.publish(topic, payload, retain, qos)
+        await self.wire.flush(self.timeout_ms)
+        if qos:
+            await self._reply(pid, "PUBACK")
+
+    async def subscribe(self, topic):
+        """The SUBACK's code (0x80: refused)."""
+        self.check()
+        pid = self.wire.subscribe(topic)
+        await self.wire.flush(self.timeout_ms)
+        return await self._reply(pid, "SUBACK")
+
+    async def unsubscribe(self, topic):
+        self.check()
+        pid = self.wire.unsubscribe(topic)
+        await self.wire.flush(self.timeout_ms)
+        await self._reply(pid, "UNSUBACK")
+
+    async def ping(self):
+        self.wire.ping()
+        await self.wire.flush(self.timeout_ms)
+
+    async def goodbye(self, will_topic, qos):
+        await self.publish(will_topic, OFFLINE, True, qos)
+        self.wire.disconnect()
+        await self.wire.flush(self.timeout_ms)
+
+    def keepalive_due(self):
+        """True when a PINGREQ should go out; raises once a sent one went unanswered too long."""
+        if not self.keepalive_s:
+            return False
+        clock = self.clock
+        now = clock.ticks_ms()
+        wire = self.wire
+        if wire.ping_sent_ms is not None:
+            if clock.ticks_diff(now, wire.ping_sent_ms) >= self.timeout_ms:
+                raise OSError(errno.ETIMEDOUT, "no PINGRESP within %d ms" % self.timeout_ms)
+            return False
+        half = self.keepalive_s * 500
+        return clock.ticks_diff(now, wire.last_tx_ms) >= half or clock.ticks_diff(now, wire.last_rx_ms) >= half
+
+    def idle_ms(self):
+        """How long the idle link may wait before the keepalive needs it (a ping, or the deadline
+        of its answer)."""
+        if not self.keepalive_s:
+            return IDLE_MAX_MS
+        clock = self.clock
+        now = clock.ticks_ms()
+        wire = self.wire
+        if wire.ping_sent_ms is not None:
+            return self.timeout_ms - clock.ticks_diff(now, wire.ping_sent_ms)
+        half = self.keepalive_s * 500
+        return min(half - clock.ticks_diff(now, wire.last_tx_ms), half - clock.ticks_diff(now, wire.last_rx_ms))
+
+    async def _reply(self, pid, what):
+        answer = []
+
+        def arrived():
+            code = self.wire.ack(pid)
+            if code is not None:
+                answer.append(code)
+            return bool(answer)
+
+        await self._expect(arrived, what)
+        return answer[0]
+
+    async def _expect(self, arrived, what):
+        """Wait for the broker's answer (arrived() true) within timeout_ms."""
+        clock = self.clock
+        start = clock.ticks_ms()
+        wake = self.wake
+        while True:
+            bound = self._duty()
+            self.check()
+            if arrived():
+                return
+            await self.send_pending()
+            left = self.timeout_ms - clock.ticks_diff(clock.ticks_ms(), start)
+            if left <= 0:
+                raise OSError(errno.ETIMEDOUT, "no %s within %d ms" % (what, self.timeout_ms))
+            if bound is not None and bound < left:
+                left = bound if bound > 1 else 1
+            wake.clear()
+            if not arrived():  # nothing ran since the check above, but the wake-up is cleared now
+                await clock.wait_event(wake, left, wake.is_set)
+
+
+class _Periods:
+    """Period records on their way to the broker: a StagedBacklog (RAM stage in front of the
+    durable backlog) and when the link writes it (see the module docstring)."""
+
+    def __init__(self, backlog, clock, log):
+        if backlog is None:
+            backlog = MemoryBacklog(DEFAULT_MEMORY_BACKLOG)
+            log.warning("mqtt: no backlog file given; up to %d period records are kept in RAM only",
+                        DEFAULT_MEMORY_BACKLOG)
+        # a StagedBacklog given as it is keeps its own hold time and bounds (tests use that)
+        self.backlog = backlog if isinstance(backlog, StagedBacklog) else StagedBacklog(backlog, clock)
+        self.log = log
+        self.refused = 0
+        self._spill_failing = False
+
+    def queue(self, record, connected):
+        """Held in RAM while connected, else durable at once; False if it could not be queued."""
+        seq = record[payloads.SEQ]
+        # also here: while the link awaits a PUBACK it may not look at the stage for a while
+        self.spill_late()
+        try:
+            if connected:
+                self.backlog.hold(seq, _encode_json(record))
+            else:
+                self.backlog.append(seq, _encode_json(record))
+        except (ValueError, BacklogError) as exc:
+            self.refused += 1
+            self.log.error("mqtt: period record %d not queued: %s", seq, exc)
+            return False
+        return True
+
+    def oldest(self):
+        """(seq, payload) of the oldest pending record, or None (none, or it was unreadable)."""
+        backlog = self.backlog
+        if not len(backlog):
+            return None
+        try:
+            return backlog.oldest()
+        except BacklogError as exc:
+            self.log.error("mqtt: backlog unreadable (%s); discarding its oldest record", exc)
+            backlog.discard_oldest()
+            return None
+
+    def sent(self, seq):
+        try:
+            self.backlog.ack(seq)
+        except BacklogError as exc:
+            # the record stays pending and is sent again: a duplicate beats a loss
+            self.log.error("mqtt: could not mark period %d as sent: %s", seq, exc)
+
+    def spill_late(self):
+        """Write the staged records whose acknowledgement is overdue."""
+        try:
+            self.backlog.spill_due()
+        except BacklogError as exc:
+            # they stay staged (in RAM) and are still published; a later round tries again, and
+            # a filesystem that keeps failing is logged once, not every round
+            if not self._spill_failing:
+                self._spill_failing = True
+                self.log.error("mqtt: could not write overdue period records to the backlog: %s", exc)
+            return
+        self._spill_failing = False
+
+    def duty(self):
+        """Write the overdue staged records; the ms until the next may be (None: none staged)."""
+        self.spill_late()
+        return self.backlog.hold_ms if self.backlog.staged else None
+
+    def flush_stage(self):
+        """The session ended or the link stops: staged records go to the durable backlog."""
+        try:
+            self.backlog.flush()
+        except BacklogError as exc:
+            self.log.error("mqtt: %d period records kept in RAM only: %s", self.backlog.staged, exc)
+
+
 class _RetainedRequest:
     def __init__(self, topic):
         self.topic = topic
@@ -105,13 +330,8 @@ class MqttLink:
         self.qos = mqtt_cfg["qos"]
         self.timeout_ms = int(mqtt_cfg["timeout_s"] * 1000)
         self._backoff = Backoff(BACKOFF_BASE_MS, BACKOFF_CAP_MS, seed=rng_seed)
-        if backlog is None:
-            backlog = MemoryBacklog(DEFAULT_MEMORY_BACKLOG)
-            log.warning("mqtt: no backlog file given; up to %d period records are kept in RAM only",
-                        DEFAULT_MEMORY_BACKLOG)
-        # a StagedBacklog given as it is keeps its own hold time and bounds (tests use that)
-        self.backlog = backlog if isinstance(backlog, StagedBacklog) else StagedBacklog(backlog, clock)
-        self._spill_failing = False
+        self._periods = _Periods(backlog, clock, log)
+        self.backlog = self._periods.backlog
         self.connected = False
         self._availability = self.topic(payloads.AVAILABILITY).encode()
         self._state_topic = self.topic(payloads.STATE).encode()
@@ -133,9 +353,7 @@ class MqttLink:
         self._reannounce = False
         self._requests = []
         self._unsubscribe = []
-        self._wire = None
-        self._reader = None
-        self._broken = None  # what ended the reader task: the session ends with it
+        self._session = None  # a _Session while connecting or connected
         self._session_ms = None
         self._running = False
         self._stopping = False
@@ -145,7 +363,6 @@ class MqttLink:
         self._published = 0
         self._pings = 0
         self._states_dropped = 0
-        self._periods_refused = 0
         self._last_error = None
         self._tls_warned = False
 
@@ -169,7 +386,7 @@ class MqttLink:
             "backlog_staged": self.backlog.staged,
             "backlog_dropped": self.backlog.dropped,
             "states_dropped": self._states_dropped,
-            "periods_refused": self._periods_refused,
+            "periods_refused": self._periods.refused,
             "last_error": self._last_error,
         }
 
@@ -191,17 +408,7 @@ class MqttLink:
         False if it could not be queued."""
         if not isinstance(record, dict) or not isinstance(record.get(payloads.SEQ), int):
             raise ValueError("a period record is a dict with an int 'seq', got %r" % (record,))
-        seq = record[payloads.SEQ]
-        # also here: while the link awaits a PUBACK it may not look at the stage for a while
-        self._spill_late()
-        try:
-            if self.connected:
-                self.backlog.hold(seq, _encode_json(record))
-            else:
-                self.backlog.append(seq, _encode_json(record))
-        except (ValueError, BacklogError) as exc:
-            self._periods_refused += 1
-            self.log.error("mqtt: period record %d not queued: %s", seq, exc)
+        if not self._periods.queue(record, self.connected):
             return False
         self._wake.set()
         return True
@@ -241,7 +448,7 @@ class MqttLink:
         self._requests.append(request)
         self._wake.set()
         try:
-            await self._wait(request.answered, timeout_ms, lambda: request.done)
+            await _wait(self.clock, request.answered, timeout_ms, lambda: request.done)
             return request.value
         finally:
             self._requests.remove(request)
@@ -260,7 +467,7 @@ class MqttLink:
             while not self._stopping:
                 self._session_ms = None
                 try:
-                    await self._session()
+                    await self._run_session()
                 except Exception as exc:  # any failure ends only this session
                     if not self._stopping:
                         self._note_failure(exc)
@@ -272,7 +479,7 @@ class MqttLink:
                     self._backoff.reset()
                 delay = self._backoff.next_delay_ms()
                 self.log.warning("mqtt: %s; retrying in %d ms", self._last_error, delay)
-                await self._wait(self._wake, delay, self._stop_requested)
+                await _wait(clock, self._wake, delay, self._stop_requested)
         finally:
             self._close()
             self._running = False
@@ -287,8 +494,8 @@ class MqttLink:
             self._close()
         self._wake.set()
         if self._running:
-            await self._wait(self._stopped, 2 * self.timeout_ms + 1000, self._not_running)
-        elif graceful and self.connected and self._wire is not None:
+            await _wait(self.clock, self._stopped, 2 * self.timeout_ms + 1000, self._not_running)
+        elif graceful and self.connected and self._session is not None:
             try:
                 await self._goodbye()
             except Exception as exc:
@@ -302,7 +509,7 @@ class MqttLink:
         return not self._running
 
     # ------------------------------------------------------------------ session
-    async def _session(self):
+    async def _run_session(self):
         await self._open()
         self.connected = True
         self._connects += 1
@@ -324,32 +531,18 @@ class MqttLink:
             if await self._step():
                 await self.clock.asleep_ms(0)  # one message per round: let the metering run
                 continue
-            await self.clock.wait_event(self._wake, self._idle_ms(), self._wake.is_set)
-
-    def _idle_ms(self):
-        """How long the idle link may wait before a clock-driven duty: the keepalive ping (or its
-        answer's deadline) and the hold time of period records staged in RAM."""
-        wait = IDLE_MAX_MS
-        wire = self._wire
-        if self.keepalive_s and wire is not None:
-            clock = self.clock
-            now = clock.ticks_ms()
-            if wire.ping_sent_ms is not None:
-                wait = self.timeout_ms - clock.ticks_diff(now, wire.ping_sent_ms)
-            else:
-                half = self.keepalive_s * 500
-                wait = min(half - clock.ticks_diff(now, wire.last_tx_ms), half - clock.ticks_diff(now, wire.last_rx_ms))
-        if self.backlog.staged and self.backlog.hold_ms < wait:
-            wait = self.backlog.hold_ms
-        return wait if wait > 1 else 1
+            wait = self._session.idle_ms()  # pyright: ignore[reportOptionalMemberAccess]
+            bound = self._periods.duty()
+            if bound is not None and bound < wait:
+                wait = bound
+            await self.clock.wait_event(self._wake, wait if wait > 1 else 1, self._wake.is_set)
 
     async def _step(self):
         """One round of work; returns True if something was sent."""
-        self._spill_late()
-        self._raise_if_broken()
-        wire = self._wire
-        if wire.tx_pending():  # pyright: ignore[reportOptionalMemberAccess]
-            await wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
+        self._periods.spill_late()
+        session = self._session
+        session.check()  # pyright: ignore[reportOptionalMemberAccess]
+        await session.send_pending()  # pyright: ignore[reportOptionalMemberAccess]
         if not self._watching_availability:
             self._watching_availability = True
             await self._subscribe(self._availability)
@@ -370,7 +563,7 @@ class MqttLink:
                     request.answered.set()
                 return True
         if self._unsubscribe:
-            await self._unsubscribe_from(self._unsubscribe.pop())
+            await self._session.unsubscribe(self._unsubscribe.pop())  # pyright: ignore[reportOptionalMemberAccess]
             return True
         if self._birth:
             self._birth = False
@@ -410,10 +603,10 @@ class MqttLink:
         if len(self.backlog):
             await self._publish_oldest_period()
             return True
-        if self._keepalive_due():
+        session = self._session
+        if session.keepalive_due():  # pyright: ignore[reportOptionalMemberAccess]
             self._pings += 1
-            self._wire.ping()  # pyright: ignore[reportOptionalMemberAccess]
-            await self._wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
+            await session.ping()  # pyright: ignore[reportOptionalMemberAccess]
             return True
         return False
 
@@ -424,49 +617,30 @@ class MqttLink:
         return False
 
     async def _publish_oldest_period(self):
-        backlog = self.backlog
-        try:
-            entry = backlog.oldest()
-        except BacklogError as exc:
-            self.log.error("mqtt: backlog unreadable (%s); discarding its oldest record", exc)
-            backlog.discard_oldest()
-            return
-        seq, payload = entry  # pyright: ignore[reportGeneralTypeIssues]  # not None: the caller checked len()
-        await self._publish(self._period_topic, payload, False, self.qos)
-        try:
-            backlog.ack(seq)
-        except BacklogError as exc:
-            # the record stays pending and is sent again: a duplicate beats a loss
-            self.log.error("mqtt: could not mark period %d as sent: %s", seq, exc)
+        entry = self._periods.oldest()
+        if entry is not None:
+            await self._publish(self._period_topic, entry[1], False, self.qos)
+            self._periods.sent(entry[0])
 
     async def _follow_ha_prefix(self):
         old = self._ha_subscribed
         wanted = self._ha_status
         self._ha_subscribed = wanted
         if old is not None:
-            await self._unsubscribe_from(old)
+            await self._session.unsubscribe(old)  # pyright: ignore[reportOptionalMemberAccess]
         if wanted is not None and (await self._subscribe(wanted)) & 0x80:
             self.log.warning("mqtt: the broker refused the subscription to %s", wanted.decode())
 
-    def _keepalive_due(self):
-        """True when a PINGREQ should go out; raises once a sent one went unanswered too long."""
-        if not self.keepalive_s:
-            return False
-        clock = self.clock
-        now = clock.ticks_ms()
-        wire = self._wire
-        if wire.ping_sent_ms is not None:  # pyright: ignore[reportOptionalMemberAccess]
-            if clock.ticks_diff(now, wire.ping_sent_ms) >= self.timeout_ms:  # pyright: ignore[reportOptionalMemberAccess]
-                raise OSError(errno.ETIMEDOUT, "no PINGRESP within %d ms" % self.timeout_ms)
-            return False
-        half = self.keepalive_s * 500
-        return (clock.ticks_diff(now, wire.last_tx_ms) >= half  # pyright: ignore[reportOptionalMemberAccess]
-                or clock.ticks_diff(now, wire.last_rx_ms) >= half)  # pyright: ignore[reportOptionalMemberAccess]
+    async def _publish(self, topic, payload, retain, qos):
+        await self._session.publish(topic, payload, retain, qos)  # pyright: ignore[reportOptionalMemberAccess]
+        self._published += 1
+
+    async def _subscribe(self, topic):
+        return await self._session.subscribe(topic)  # pyright: ignore[reportOptionalMemberAccess]
 
     async def _goodbye(self):
-        await self._publish(self._availability, OFFLINE, True, self.qos)
-        self._wire.disconnect()  # pyright: ignore[reportOptionalMemberAccess]
-        await self._wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
+        await self._session.goodbye(self._availability, self.qos)  # pyright: ignore[reportOptionalMemberAccess]
+        self._published += 1
         self.log.info("mqtt: disconnected")
 
     # ------------------------------------------------------------------ connection
@@ -474,45 +648,15 @@ class MqttLink:
         if self._tls and not self._ca_file and not self._tls_warned:
             self._tls_warned = True
             self.log.warning("mqtt: TLS without ca_file: the broker's certificate is not verified")
-        wire = MqttWire(self.clock, self._on_message, self._client_class)
-        self._wire = wire
-        self._broken = None
-        await wire.open(self.host, self.port, self.timeout_ms, self._tls, self._ca_file)
-        self._reader = asyncio.create_task(self._read(wire))
-        wire.connect(self.client_id, self.keepalive_s, self._user, self._password, self._availability,
-                     OFFLINE, self.qos, True)
-        await wire.flush(self.timeout_ms)
-        await self._expect(self._connack_arrived, "CONNACK")
-        code = wire.connack
-        if code:
-            raise MqttError("broker refused the connection: %s" % CONNACK_REASONS.get(code, "code %d" % code))
-
-    def _connack_arrived(self):
-        return self._wire is not None and self._wire.connack is not None
-
-    async def _read(self, wire):
-        """The session's reader task: every packet in wakes the session; a failure ends it."""
-        try:
-            while True:
-                if await wire.receive():
-                    self._wake.set()
-        except Exception as exc:  # handed to the session, which ends with it
-            self._broken = exc
-            self._wake.set()
-
-    def _raise_if_broken(self):
-        if self._broken is not None:
-            raise self._broken
-        if self._wire is None or not self._wire.is_open:
-            raise OSError(errno.ECONNRESET, "connection closed")
+        session = _Session(self.clock, self.timeout_ms, self.keepalive_s, self._wake, self._periods.duty,
+                           self._on_message, self._client_class)
+        self._session = session
+        await session.open(self.host, self.port, self._tls, self._ca_file, self.client_id, self._user,
+                           self._password, self._availability, self.qos)
 
     def _close(self):
-        reader = self._reader
-        self._reader = None
-        if reader is not None:
-            reader.cancel()  # before the socket goes: asyncio still watches it for the reader
-        wire = self._wire
-        self._wire = None
+        session = self._session
+        self._session = None
         self.connected = False
         self._ha_subscribed = None
         self._watching_availability = False
@@ -520,105 +664,14 @@ class MqttLink:
         self._unsubscribe = []
         for request in self._requests:
             request.subscribed = False
-        if wire is not None:
-            wire.close()
-        self._flush_stage()
+        if session is not None:
+            session.close()
+        self._periods.flush_stage()
 
     def _note_failure(self, exc):
         self.connected = False
         self._failures += 1
         self._last_error = describe_error(exc)
-
-    def _spill_late(self):
-        """Write the staged period records whose acknowledgement is overdue."""
-        try:
-            self.backlog.spill_due()
-        except BacklogError as exc:
-            # they stay staged (in RAM) and are still published; a later round tries again, and
-            # a filesystem that keeps failing is logged once, not every round
-            if not self._spill_failing:
-                self._spill_failing = True
-                self.log.error("mqtt: could not write overdue period records to the backlog: %s", exc)
-            return
-        self._spill_failing = False
-
-    def _flush_stage(self):
-        """The session ended or the link stops: staged period records go to the durable backlog."""
-        try:
-            self.backlog.flush()
-        except BacklogError as exc:
-            self.log.error("mqtt: %d period records kept in RAM only: %s", self.backlog.staged, exc)
-
-    # ------------------------------------------------------------------ waiting
-    async def _wait(self, event, timeout_ms, condition):
-        """Until condition() or timeout_ms pass; ``event`` wakes the check. Returns condition()."""
-        clock = self.clock
-        start = clock.ticks_ms()
-        while not condition():
-            left = timeout_ms - clock.ticks_diff(clock.ticks_ms(), start)
-            if left <= 0:
-                return False
-            event.clear()  # nothing runs between the check above and the wait: no wake-up is lost
-            await clock.wait_event(event, left, event.is_set)
-        return True
-
-    async def _expect(self, arrived, what):
-        """Wait for a broker's answer (arrived() true) within timeout_s; staged records that
-        become overdue meanwhile are written, and a PUBACK we owe goes out."""
-        clock = self.clock
-        start = clock.ticks_ms()
-        wake = self._wake
-        while True:
-            self._spill_late()  # a PUBACK that never comes must not keep records off the flash
-            self._raise_if_broken()
-            if arrived():
-                return
-            wire = self._wire
-            if wire.tx_pending():  # pyright: ignore[reportOptionalMemberAccess]
-                await wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
-            left = self.timeout_ms - clock.ticks_diff(clock.ticks_ms(), start)
-            if left <= 0:
-                raise OSError(errno.ETIMEDOUT, "no %s within %d ms" % (what, self.timeout_ms))
-            if self.backlog.staged and self.backlog.hold_ms < left:
-                left = self.backlog.hold_ms if self.backlog.hold_ms > 1 else 1
-            wake.clear()
-            if not arrived():
-                await clock.wait_event(wake, left, wake.is_set)
-
-    # ------------------------------------------------------------------ packets
-    async def _publish(self, topic, payload, retain, qos):
-        self._raise_if_broken()
-        wire = self._wire
-        pid = wire.publish(topic, payload, retain, qos)  # pyright: ignore[reportOptionalMemberAccess]
-        await wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
-        if qos:
-            await self._reply(pid, "PUBACK")
-        self._published += 1
-
-    async def _subscribe(self, topic):
-        self._raise_if_broken()
-        pid = self._wire.subscribe(topic)  # pyright: ignore[reportOptionalMemberAccess]
-        await self._wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
-        return await self._reply(pid, "SUBACK")
-
-    async def _unsubscribe_from(self, topic):
-        self._raise_if_broken()
-        pid = self._wire.unsubscribe(topic)  # pyright: ignore[reportOptionalMemberAccess]
-        await self._wire.flush(self.timeout_ms)  # pyright: ignore[reportOptionalMemberAccess]
-        await self._reply(pid, "UNSUBACK")
-
-    async def _reply(self, pid, what):
-        answer = []
-
-        def arrived():
-            wire = self._wire
-            code = wire.ack(pid) if wire is not None else None
-            if code is not None:
-                answer.append(code)
-            return bool(answer)
-
-        await self._expect(arrived, what)
-        return answer[0]
 
     def _on_message(self, topic, message):
         if self._ha_status is not None and topic == self._ha_status and message == ONLINE:
@@ -630,6 +683,18 @@ class MqttLink:
                 request.value = decode_object(message)
                 request.done = True
                 request.answered.set()
+
+
+async def _wait(clock, event, timeout_ms, condition):
+    """Until condition() or timeout_ms pass; ``event`` wakes the check. Returns condition()."""
+    start = clock.ticks_ms()
+    while not condition():
+        left = timeout_ms - clock.ticks_diff(clock.ticks_ms(), start)
+        if left <= 0:
+            return False
+        event.clear()  # nothing runs between the check above and the wait: no wake-up is lost
+        await clock.wait_event(event, left, event.is_set)
+    return True
 
 
 def _encode_discovery(messages):

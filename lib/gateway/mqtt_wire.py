@@ -277,7 +277,7 @@ class MqttWire:
         if _MICROPYTHON:
             self._reader = asyncio.StreamReader(sock)  # pyright: ignore[reportCallIssue]  # MicroPython's Stream(sock)
         else:
-            self._fd = sock.fileno()
+            self._fd = sock.fileno()  # pyright: ignore[reportAttributeAccessIssue]  # CPython only
         self._client = self._client_class("", host, port)
         self._client.sock = self._buffers  # pyright: ignore[reportAttributeAccessIssue]  # umqtt types it by its None
         self._client.set_callback(self._on_message)
@@ -432,7 +432,7 @@ class MqttWire:
                 if not ready.done():
                     ready.set_result(None)
 
-            loop.add_reader(self._fd, readable)  # pyright: ignore[reportAttributeAccessIssue]
+            loop.add_reader(self._fd, readable)  # pyright: ignore[reportAttributeAccessIssue, reportArgumentType]
             try:
                 await ready
             finally:
@@ -440,7 +440,7 @@ class MqttWire:
                     loop.remove_reader(self._fd)  # pyright: ignore[reportAttributeAccessIssue]
             sock = self._sock_or_fail()
         try:
-            return sock.recv_into(self._chunk)
+            return sock.recv_into(self._chunk)  # pyright: ignore[reportAttributeAccessIssue]  # CPython only
         except OSError as exc:
             if _busy(exc, self._would_block):
                 return None
