@@ -54,7 +54,7 @@ class Gateway:
             address = module_cfg["address"]
             dev = RbAmp(bus, address, clock=self.clock)
             count = channels.get(address, 0)
-            module = MeteredModule(dev, address, module_cfg.get("label"), count, resume.get(address))
+            module = MeteredModule(dev, address, module_cfg["label"], count, resume.get(address))
             totals = journal_totals(state, address, count)
             if totals is not None and module.ledger is not None:
                 module.ledger.restore(totals)
@@ -267,13 +267,13 @@ class Gateway:
 
     def _sync_time(self):
         """NTP once the network is up (boards only: a PC keeps its own time)."""
-        ntp = self.config.get("ntp") or {}
-        if not ntp.get("enabled") or self.board.name == "host":
+        ntp = self.config["ntp"]
+        if not ntp["enabled"] or self.board.name == "host":
             return
         try:
             import ntptime
 
-            ntptime.host = ntp.get("host") or ntptime.host
+            ntptime.host = ntp["host"]
             ntptime.settime()  # one UDP exchange, bounded by ntptime's own 1 s socket timeout
             self.log.info("clock set from %s", ntptime.host)
         except Exception as exc:  # no time: period records carry "ts": null until it works
@@ -352,7 +352,7 @@ class Gateway:
                                  "begun as soon as it does", module.key, module.error)
         tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
                  self.publisher(), self.watchdog(), self.health(), self.board.background()]
-        if not self.config_result.safe_mode and cfg["mqtt"].get("host"):
+        if not self.config_result.safe_mode and cfg["mqtt"]["host"] is not None:
             self.link = self._make_link(modules)
             tasks.append(self.network())
             tasks.append(self.link.run())
@@ -452,10 +452,10 @@ def main():
     log = Logger()
     board = detect()
     result = load_config(board.config_path, board.last_good_path)
-    log.set_level(result.config.get("log_level") or "info")
+    log.set_level(result.config["log_level"])
     for secret in secret_values(result.config):
         log.add_secret(secret)
-    for warning in getattr(result, "warnings", ()) or ():
+    for warning in result.warnings:
         log.warning("%s", warning)
     gateway = Gateway(board, result, log)
     try:

@@ -82,7 +82,7 @@ def durable_channels(config_modules, state):
     for module in config_modules:
         address = module["address"]
         entry = entries.get(address)
-        declared = module.get("channels")
+        declared = module["channels"]
         if declared:
             channels[address] = declared
         elif entry is not None:
