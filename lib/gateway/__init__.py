@@ -1,25 +1,32 @@
-"""rbAmp gateway firmware: metering, energy journal, MQTT publishing (the application is still
-being written; so far only the energy journal lives here).
+"""rbAmp gateway firmware: metering, the energy journal and MQTT publishing, one concern per module.
 
-Importing this package does nothing; import the submodule you need. The energy journal keeps
-the totals across power cuts without wearing the flash out::
+Importing this package does nothing; ``main.py`` calls ``gateway.app.main()``, which finds the
+board profile, loads config.json and runs ``Gateway``.
 
-    from gateway.store import EnergyStore, JournalFormatError
-    from gateway.commit_policy import CommitPolicy
+- the application: ``app`` (wiring and the asyncio tasks), ``identity`` (the device id),
+  ``provision`` (a module's own settings from config.json)
+- boards: ``board_profile`` (the ``Board`` base: paths, I2C, pins, Wi-Fi, watchdog), ``boards``
+  (Pico W and ESP32 profiles, ``detect()``; on any other platform the PC profile ``hostboard``,
+  which lives in tools/ and is never frozen)
+- config.json: ``config`` (file, last good copy, safe-mode salvage), ``jsonstrict`` (the strict
+  JSON reader), ``config_schema`` (one table row per key), ``config_checker`` (the checker that
+  reads the table), ``config_secrets`` (what never reaches a log)
+- metering: ``metering`` (DRDY-paced sampling, period latches, commits, mains loss),
+  ``ledger`` (one module's counters, their names and the journal order)
+- the journal: ``store`` (power-cut-proof records on flash), ``layout`` (whose counters are where),
+  ``commit_policy`` (when to commit), ``flashdev`` (block devices over files)
+- MQTT: ``mqtt_wire`` (sockets, TLS, packets; the only module that knows umqtt.simple),
+  ``mqtt_link`` (session: connect, backoff, last will, subscriptions, backlog delivery),
+  ``payloads`` (topic names, payload keys and builders), ``discovery`` (Home Assistant configs),
+  ``backlog`` (period records kept until the broker has them), ``backoff``
+- ``log``: the console log with secrets scrubbed
 
-    bdev = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="journal")[0]
-    # rp2: rp2.Flash(start=..., len=...); stock firmware or PC:
-    # gateway.flashdev.FileBlockDevice("/journal.bin", 4096, 16)
-    store = EnergyStore(bdev, channels=2)
+The energy journal on its own (as ``rbamp journal`` uses it)::
+
+    from gateway.store import EnergyStore
+    from gateway.flashdev import FileBlockDevice
+
+    store = EnergyStore(FileBlockDevice("energy.img", 4096, 16))
     state = store.load()                       # None on a blank device
-    totals = state.totals if state else [0] * store.counters   # mWh: import, export per channel
-    policy = CommitPolicy(store.counters)
-    policy.committed(totals, state.backlog_seq if state else 0)
-
-    # after each metering step:
-    reason = policy.due(totals)
-    if reason:
-        store.commit(totals, reason=reason)    # returns once the record is durable
-        policy.committed(totals)
-    store.prepare()                            # when idle: erase ahead, off the critical path
+    print(state.layout, state.totals)          # [(0x50, 2)], mWh: import, export per channel
 """
