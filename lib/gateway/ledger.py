@@ -49,8 +49,9 @@ class Ledger:
         self.meter = meter
         # at the last good latch: per channel the sampled import and the counted import, so a
         # module reboot or a mains collapse can be measured from our own samples
-        self._sampled_at_latch = None
-        self._counted_at_latch = None
+        self.latch_marked = False
+        self._sampled_at_latch = [0] * channels
+        self._counted_at_latch = [0] * channels
         self.refilled_mwh = 0  # energy put back after module reboots, all channels
         # import of the open period counted early from our samples when the mains collapsed
         self.provisional_mwh = [0] * channels
@@ -88,14 +89,12 @@ class Ledger:
                     meter.exported[ch].set_mwh(totals[slot(ch, EXPORT)])
 
     # ------------------------------------------------------------------ latch accounting
-    @property
-    def latch_marked(self):
-        return self._sampled_at_latch is not None
-
     def mark_latch(self):
         """A good latch (or a begin): what our samples and the module have counted until now."""
-        self._sampled_at_latch = [self.sampled_import_mwh(ch) for ch in range(self.channels)]
-        self._counted_at_latch = [self.import_mwh(ch) for ch in range(self.channels)]
+        for ch in range(self.channels):
+            self._sampled_at_latch[ch] = self.sampled_import_mwh(ch)
+            self._counted_at_latch[ch] = self.import_mwh(ch)
+        self.latch_marked = True
 
     def fill_reboot_gap(self):
         """A module that rebooted lost what it had accumulated since the last good latch; our 5 Hz
