@@ -11,6 +11,16 @@ guard. Hot paths fill pre-allocated results and allocate nothing; energy is inte
         print(dev.variant, dev.voltage, dev.power[0])
         p = dev.read_period_snapshot()    # 60 s later: latch, settle 50 ms, read, integrate
         print(p.avg_p[0], dev.energy.wh(0))
+        s = dev.sample_bidirectional()    # at 5 Hz: digest U and signed W, import/export split
+        print(s.voltage_dv, s.power[0], dev.energy.export_wh(0))
+
+Layout: ``device`` (``RbAmp``, the public object) is assembled from parts that share one
+``regio.RegisterIO`` (retries, the throw-away read after a NACK, stats): ``identity`` (what
+begin() learned), ``rtread`` (RT floats, never torn), ``phase`` (where v1.2 commits fall, from the
+digest seq), ``sampling`` (the 5 Hz digest sample), ``period`` (latch, energy, reboots, resume with
+``resume``), ``provisioning`` (settings and commands), ``drdy``, ``stream`` (``stream_period``);
+``fleet`` latches many modules; ``transport``, ``clock``, ``ticks``, ``energy``, ``snapshot``,
+``floatbits``, ``registers`` and ``errors`` are the leaves.
 """
 
 from rbamp.device import RbAmp, RbAmpStats

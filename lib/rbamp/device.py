@@ -230,9 +230,12 @@ class RbAmp:
         unbiased error of at most 0.5 W per sample. An ``RbAmpSnapshot`` gets the whole RT
         block instead (float watts, more bus time). Neither allocates."""
         self._require_begun()
+        clock = self.clock
+        now_us = clock.ticks_us()
+        now_ms = clock.ticks_ms()
         if isinstance(into, RbAmpSnapshot):
             self.read_all(into)
-            self._sampler.integrate_snapshot(into, self.energy)
+            self._sampler.integrate_snapshot(into, self.energy, now_us, now_ms)
             return into
         sample = into if into is not None else self._sample
         if not self._sampler.read(sample, self._config.digest_config()):
@@ -242,7 +245,7 @@ class RbAmp:
             sample.voltage_dv = int(snap.voltage * 10 + 0.5)
             for ch in range(self.channels):
                 sample.power[ch] = int(snap.power[ch] + 0.5) if snap.power[ch] >= 0 else -int(0.5 - snap.power[ch])
-        self._sampler.integrate_sample(sample, self.energy)
+        self._sampler.integrate_sample(sample, self.energy, now_us, now_ms)
         return sample
 
     def restart_sampling(self):

@@ -119,11 +119,8 @@ class Sampler:
         raise RbAmpIOError("digest kept changing while read byte by byte", io.address, DIGEST_SEQ)
 
     # ------------------------------------------------------------------ energy
-    def _elapsed_ms(self):
+    def _elapsed_ms(self, now_us, now_ms):
         """ms since the previous sample (-1 for the first one); the span restarts now."""
-        clock = self.clock
-        now_us = clock.ticks_us()
-        now_ms = clock.ticks_ms()
         span = self.span
         if not span.started:
             span.start(now_us, now_ms)
@@ -132,8 +129,10 @@ class Sampler:
         span.start(now_us, now_ms, span.next_carry_us)
         return elapsed
 
-    def integrate_sample(self, sample, energy):
-        elapsed = self._elapsed_ms()
+    def integrate_sample(self, sample, energy, now_us, now_ms):
+        """Add the power of ``sample``, taken at ticks ``now_us``/``now_ms`` (when its read began:
+        a read that takes longer does not shorten the span), since the previous sample."""
+        elapsed = self._elapsed_ms(now_us, now_ms)
         if elapsed < 0:
             return
         power = sample.power
@@ -144,8 +143,8 @@ class Sampler:
             elif watts < 0:
                 energy.exported[ch].add(-watts * 1000, elapsed)
 
-    def integrate_snapshot(self, snap, energy):
-        elapsed = self._elapsed_ms()
+    def integrate_snapshot(self, snap, energy, now_us, now_ms):
+        elapsed = self._elapsed_ms(now_us, now_ms)
         if elapsed < 0:
             return
         raw = snap.raw
