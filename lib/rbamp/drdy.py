@@ -91,7 +91,9 @@ class DrdyWatch:
     def _on_edge(self, pin):
         self.edge_ms = self.clock.ticks_ms()
         self.edges = (self.edges + 1) & 0x3FFFFFFF
-        self.flag.set()  # pyright: ignore[reportOptionalMemberAccess]  # attach() made it first
+        flag = self.flag
+        if flag is not None:  # always, once attach() installed this handler
+            flag.set()
 
     def pending(self):
         return self.edges != self._seen
