@@ -160,3 +160,20 @@ def test_v13_i1_two_bursts_never_mix_windows():
         current = snap.current[0]
         assert close(snap.power_factor[0], current / 100, 1e-6 * current), (current, snap.power_factor[0])
     assert dev.stats.torn > 0, "no commit ever fell between the bursts: the test proved nothing"
+
+
+def test_v12_commit_phase_survives_the_ticks_wraps():
+    # ticks_ms wraps 4 s in (every ~12 days on 2**30 ports); ticks_us wraps every ~18 min
+    for start_us in (((1 << 30) - 4000) * 1000, (1 << 30) - 4000000):
+        clock, module, bus, dev = rig("UI2", 0x03, load=_alternating(2, 60), start_us=start_us)
+        snap = RbAmpSnapshot(2)
+        for i in range(20):  # learn the phase before the wrap
+            clock.advance_us(_step_us(i))
+            dev.read_all(into=snap)
+        bus.reset_stats()
+        for i in range(100):
+            clock.advance_us(_step_us(i + 20))
+            dev.read_all(into=snap)
+            assert snap.power[0] in (A, B) and snap.power[1] == snap.power[0], snap.power.list()
+        # a UI2 pass is 10 floats x 4 reads + 2 seq reads: little more than one pass a call
+        assert bus.stats.transactions <= 100 * 42 * 1.1, bus.stats.transactions
