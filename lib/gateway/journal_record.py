@@ -195,19 +195,28 @@ def layout_key(layout):
     return bytes(key), span(channels)
 
 
-def read_entries(buf, o):
-    """The module entries of the version-2 record at buf[o:]: its (address, channels) pairs as
-    bytes (a layout key) and its resume data as a bytearray."""
+def read_key(buf, o):
+    """The (address, channels) pairs of the version-2 record at buf[o:], as ``layout_key``
+    gives them."""
     modules = buf[o + 14]
     key = bytearray(2 * modules)
-    resume = bytearray(RESUME_LEN * modules)
     e = o + V2_HEADER
     for k in range(modules):
         key[2 * k] = buf[e]
         key[2 * k + 1] = buf[e + 1]
+        e += ENTRY_LEN
+    return bytes(key)
+
+
+def read_resume(buf, o):
+    """The modules' resume data of the version-2 record at buf[o:], as one bytearray."""
+    modules = buf[o + 14]
+    resume = bytearray(RESUME_LEN * modules)
+    e = o + V2_HEADER
+    for k in range(modules):
         resume[k * RESUME_LEN:(k + 1) * RESUME_LEN] = buf[e + 2:e + ENTRY_LEN]
         e += ENTRY_LEN
-    return bytes(key), resume
+    return resume
 
 
 def decode(buf, o):
@@ -218,10 +227,13 @@ def decode(buf, o):
     resume = None
     p = o + V1_HEADER
     if version == 2:
-        key, entries = read_entries(buf, o)
-        layout = [(key[2 * k], key[2 * k + 1]) for k in range(len(key) // 2)]
-        resume = bytes(entries)
-        p = o + V2_HEADER + ENTRY_LEN * len(layout)
+        modules = buf[o + 14]
+        layout = []
+        p = o + V2_HEADER
+        for _ in range(modules):
+            layout.append((buf[p], buf[p + 1]))
+            p += ENTRY_LEN
+        resume = bytes(read_resume(buf, o))
     totals = []
     for _ in range(counters):
         lo, mid, hi = struct.unpack_from("<HHH", buf, p)

@@ -54,8 +54,9 @@ Guarantees:
   journal at all, is never misread nor overwritten: ``load()`` and ``commit()`` raise
   ``JournalFormatError`` until someone deliberately calls ``format()``.
 
-On-flash format (all integers little-endian). Every version keeps this envelope, so any version
-recognises records of any other one::
+On-flash format (all integers little-endian; ``gateway.journal_record`` encodes and decodes it,
+``gateway.journal_scan`` reads the device block by block, this module owns the device). Every
+version keeps this envelope, so any version recognises records of any other one::
 
     0  2  magic b"EJ"
     2  1  format version
@@ -108,7 +109,8 @@ from gateway.journal_record import (
     decode,
     is_blank,
     layout_key,
-    read_entries,
+    read_key,
+    read_resume,
     read_u32,
     record_length,
 )
@@ -246,7 +248,6 @@ class EnergyStore:
         self._ff_chunk = b"\xff" * chunk
         self._record_buf = bytearray(RECORD_LIMIT)
         self._codec = RecordCodec()
-        self._scanner = JournalScan(bdev, self.block_count, self.block_size, self._codec)
 
         self._erased = [False] * self.block_count
         self._reset_position()
@@ -349,7 +350,7 @@ class EnergyStore:
         return decode(self._record_buf, 0)
 
     def _scan(self):
-        scan = self._scanner
+        scan = JournalScan(self._bdev, self.block_count, self.block_size, self._codec)
         scan.run(self.slot_size or _NOMINAL_SLOT, self._record_buf, self._erased)
         self._reset_position()
         self._format_error = _format_error(scan)
@@ -360,7 +361,8 @@ class EnergyStore:
             self._last_reason = newest[12]
             self._totals = decode(newest, 0).totals
             if newest[2] == 2:
-                self._durable_key, self._durable_resume = read_entries(newest, 0)
+                self._durable_key = read_key(newest, 0)
+                self._durable_resume = read_resume(newest, 0)
             self._newest_block = scan.newest_block
             self._set_pointer(scan.newest_block, scan.next_offset, scan.stride)
         self._update_opens_block()
@@ -381,7 +383,7 @@ class EnergyStore:
         """Yield ``(block, slot, JournalState)`` for every valid record of a readable version,
         block by block, with the slot sizes the scan uses. For diagnostics (``rbamp journal``);
         the gateway itself only needs ``load()``."""
-        return self._scanner.records()
+        return JournalScan(self._bdev, self.block_count, self.block_size, self._codec).records()
 
     # ----------------------------------------------------------------- state without reading
 
