@@ -415,3 +415,73 @@ def test_keepalive_pings_hold_an_idle_connection():
 
     sb.run(main())
     assert link.stats["connects"] == 1 and link.stats["failures"] == 0, link.stats
+
+
+class CountingClock:
+    """The system clock, counting the waits the link makes on it (sleeps and event waits)."""
+
+    def __init__(self):
+        from rbamp.clock import SYSTEM_CLOCK
+
+        self.inner = SYSTEM_CLOCK
+        self.waits = 0
+        self.waiting = False
+
+    def ticks_ms(self):
+        return self.inner.ticks_ms()
+
+    def ticks_us(self):
+        return self.inner.ticks_us()
+
+    def ticks_diff(self, a, b):
+        return self.inner.ticks_diff(a, b)
+
+    def ticks_add(self, t, delta):
+        return self.inner.ticks_add(t, delta)
+
+    async def asleep_ms(self, ms):
+        self.waits += 1
+        await self.inner.asleep_ms(ms)
+
+    async def wait_event(self, flag, timeout_ms, happened):
+        self.waits += 1
+        self.waiting = True
+        try:
+            return await self.inner.wait_event(flag, timeout_ms, happened)
+        finally:
+            self.waiting = False
+
+
+def test_an_idle_link_waits_for_work_instead_of_polling():
+    sb.install_umqtt_names()
+    from gateway.mqtt_link import MqttLink
+
+    clock = CountingClock()
+    link = MqttLink(sb.mqtt_config(), "gw-wake", sb.ListLog(), clock=clock, rng_seed=7)
+    state = link.topic("state")
+    counts = []
+
+    async def main():
+        observer = sb.Observer(state)
+        task = asyncio.create_task(link.run())
+        try:
+            await sb.wait_until(lambda: link.connected and clock.waiting, 5000, "the link idle")
+            before = clock.waits
+            await asyncio.sleep(1.0)  # real time, not the link's clock: a polling link would wake ~20 times
+            counts.append(clock.waits - before)
+            before = clock.waits
+            for n in range(5):
+                link.publish_state({"n": n})
+                await sb.wait_until(lambda: len(observer.payloads(state)) == n + 1, 5000, "state %d" % n, observer)
+                await sb.wait_until(lambda: clock.waiting, 5000, "the link idle again")
+            counts.append(clock.waits - before)
+        finally:
+            await sb.finish(link, task)
+            observer.close()
+
+    sb.run(main())
+    idle, busy = counts
+    # the retained "online" coming back from our own subscription may wake it once or twice
+    assert idle <= 2, counts
+    # a publish wakes the link: one round that sends, one that finds nothing more, then the wait
+    assert busy <= 5 * 3, counts
