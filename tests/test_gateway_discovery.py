@@ -252,3 +252,53 @@ def test_the_templates_name_the_keys_the_payload_builders_write():
     assert seen == {"d_50_voltage": 230.0, "d_50_frequency": 50.02, "d_50_current_0": 1.5,
                     "d_50_power_0": 345.0, "d_50_power_factor_0": 0.971, "d_50_reactive_power_0": 12.5,
                     "d_50_import_wh_0": 1234.5, "d_50_export_wh_0": 0.25}, seen
+
+
+def test_state_payload_leaves_out_what_could_not_be_read():
+    from gateway import payloads
+
+    class Snap:
+        voltage = 229.96
+        current = [0.5, 0.25]
+        power = [100.04, -50.06]
+        power_factor = [0.5, -0.25]
+
+    class Module:
+        def __init__(self, key, status, ready, error=None, live_error=None, reactive=None):
+            self.key = key
+            self.status = status
+            self.ready = ready
+            self.channels = 2
+            self.snapshot = Snap()
+            self.error = error
+            self.live_error = live_error
+            self.reactive_power = reactive
+            self.frequency = 49.987 if reactive is not None else None
+            self.ledger = None
+
+    modules = [Module("0x50", "ok", True, reactive=[1.04, -2.06]),
+               Module("0x51", "ok", True, live_error="bus error at 0x51"),
+               Module("0x52", "unreachable", False, error="no ACK at 0x52"),
+               Module("0x53", "ok", True)]  # began after the last read_live(): nothing read yet
+    body = payloads.state(modules, 1000, 4096, 5, 1, False, None)
+    got = body["modules"]
+    assert got["0x50"] == {"status": "ok", "voltage": 230.0, "current": [0.5, 0.25], "power": [100.0, -50.1],
+                           "power_factor": [0.5, -0.25], "reactive_power": [1.0, -2.1], "frequency": 49.99}
+    assert got["0x51"]["error"] == "bus error at 0x51" and "frequency" not in got["0x51"]
+    assert got["0x51"]["power"] == [100.0, -50.1]  # the sampler's RT values still count
+    assert got["0x52"] == {"status": "unreachable", "error": "no ACK at 0x52"}
+    assert "reactive_power" not in got["0x53"] and "error" not in got["0x53"]
+    assert body["uptime_ms"] == 1000 and body["samples"] == 5 and body["config_error"] is None
+    assert payloads.totals(modules) == {}  # no ledger: no totals
+    assert payloads.encode_json({"a": [1.5]}) == b'{"a":[1.5]}'
+    assert payloads.decode_object(b'{"a": 1}') == {"a": 1}
+    for bad in (b"", b"[1]", b"not json {", None):
+        assert payloads.decode_object(bad) is None
+
+
+def test_retained_wh_values_become_mwh_and_damage_counts_as_zero():
+    from gateway.payloads import retained_mwh
+
+    assert retained_mwh([1234.567, 2], 0) == 1234567 and retained_mwh([1234.567, 2], 1) == 2000
+    for bad in (["12"], [True], [-1.0], [1e13], [None], []):
+        assert retained_mwh(bad, 0) == 0, bad
