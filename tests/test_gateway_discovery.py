@@ -302,3 +302,21 @@ def test_retained_wh_values_become_mwh_and_damage_counts_as_zero():
     assert retained_mwh([1234.567, 2], 0) == 1234567 and retained_mwh([1234.567, 2], 1) == 2000
     for bad in (["12"], [True], [-1.0], [1e13], [None], []):
         assert retained_mwh(bad, 0) == 0, bad
+
+
+def test_period_record_builder_uses_the_ledger_names():
+    from gateway import payloads
+
+    class Ledger:
+        channels = 2
+
+        def import_mwh(self, ch):
+            return 1500 * (ch + 1)
+
+        def export_mwh(self, ch):
+            return 7 * ch
+
+    entry = payloads.add_energy({payloads.VALID: True, payloads.AVG_P: [1.0, 2.0]}, Ledger(), 2)
+    record = payloads.period_record(9, {"0x50": entry})
+    assert record == {"seq": 9, "modules": {"0x50": {"valid": True, "avg_p": [1.0, 2.0],
+                                                      "import_wh": [1.5, 3.0], "export_wh": [0.0, 0.007]}}}

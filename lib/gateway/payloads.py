@@ -72,6 +72,13 @@ IMPORT_WH = "import_wh"
 EXPORT_WH = "export_wh"
 SEQ = "seq"
 TS = "ts"
+VALID = "valid"
+AVG_P = "avg_p"
+MAX_P = "max_p"
+DT_MS = "dt_ms"
+WINDOWS = "windows"
+REBOOTED = "rebooted"
+STALE = "stale"
 
 # values above this are not energy a gateway metered: a retained payload holding one is damaged
 _MAX_RETAINED_WH = 1e12
@@ -140,6 +147,17 @@ def energy_wh(ledger, channels):
     """``(import_wh list, export_wh list)`` of a module's ledger (integer mWh underneath)."""
     return ([ledger.import_mwh(ch) / 1000 for ch in range(channels)],
             [ledger.export_mwh(ch) / 1000 for ch in range(channels)])
+
+
+def add_energy(entry, ledger, channels):
+    """Put a module's import_wh and export_wh lists into a period record's entry."""
+    entry[IMPORT_WH], entry[EXPORT_WH] = energy_wh(ledger, channels)
+    return entry
+
+
+def period_record(seq, modules):
+    """A period record: ``modules`` maps module keys to their entries (VALID, AVG_P, ...)."""
+    return {SEQ: seq, MODULES: modules}
 
 
 def totals(modules):
