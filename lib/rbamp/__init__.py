@@ -23,6 +23,14 @@ digest seq), ``sampling`` (the 5 Hz digest sample), ``period`` (latch, energy, r
 ``floatbits``, ``registers`` and ``errors`` are the leaves.
 """
 
+# isort: off
+# Leaves first, so that every module below finds what it imports already loaded: a chain of
+# nested imports (an application importing this package from deep inside its own imports)
+# overflows the C stack of the 32-bit builds the boards run ("maximum recursion depth exceeded").
+from rbamp import errors, registers, floatbits, ticks, resume, snapshot, energy, clock  # noqa: F401
+from rbamp import regio, rtread, sampling, period, identity, phase, drdy, stream  # noqa: F401
+from rbamp import provisioning  # noqa: F401
+# isort: on
 from rbamp.device import RbAmp, RbAmpStats
 from rbamp.energy import EnergyCounter, EnergyMeter
 from rbamp.errors import (RbAmpCommandError, RbAmpError, RbAmpIOError, RbAmpNotFoundError,
