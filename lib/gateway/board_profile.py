@@ -50,12 +50,12 @@ class Board:
         from machine import I2C, Pin
 
         i2c_cfg = cfg["i2c"]
-        if i2c_cfg.get("scl") is not None and i2c_cfg.get("sda") is not None:
+        if i2c_cfg["scl"] is not None:  # config.json gives both pins or neither
             return I2C(i2c_cfg["bus"], scl=Pin(i2c_cfg["scl"]), sda=Pin(i2c_cfg["sda"]), freq=i2c_cfg["freq"])
         return I2C(i2c_cfg["bus"], freq=i2c_cfg["freq"])
 
     def drdy_pin(self, cfg):
-        if cfg.get("drdy_pin") is None:
+        if cfg["drdy_pin"] is None:
             return None
         from machine import Pin
 
@@ -130,18 +130,18 @@ class Board:
         """Join Wi-Fi; returns when connected (the caller bounds and retries it)."""
         import network
 
-        wifi = cfg.get("wifi") or {}
-        if not wifi.get("ssid"):
+        wifi = cfg["wifi"]
+        if not wifi["ssid"]:
             raise OSError("wifi.ssid is not set in config.json")
         if self.radio_failed:
             raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
         try:
             wlan = network.WLAN(network.STA_IF)
             wlan.active(True)
-            if wifi.get("hostname"):
+            if wifi["hostname"]:
                 network.hostname(wifi["hostname"])
             if not wlan.isconnected():
-                wlan.connect(wifi["ssid"], wifi.get("password") or "")
+                wlan.connect(wifi["ssid"], wifi["password"] or "")  # None: an open network
         except OSError as exc:
             # The driver refuses (a wrong password or a missing network only show in the status,
             # not as an error): the radio did not start. It is not started again: on the Pico W
