@@ -94,6 +94,17 @@ def test_a_first_boot_without_the_module_adds_it_to_the_journal_when_it_answers(
     assert gateway2.device_id == seen["id"] == "rbamp-b0a4d0c0ffee"
 
 
+def test_a_damaged_device_id_file_is_replaced_not_used():
+    rig = Rig("damaged-id", [("UI1", 0x04, 0x50, constant(500.0))])
+    with open(rig.data_dir + "/device_id", "w") as f:
+        f.write("house/meter#1")  # not one MQTT topic level: the link would refuse it
+    gateway, log = boot(rig, config([{"address": 0x50}]), 5)
+    assert gateway.device_id.startswith("rbamp-") and "/" not in gateway.device_id, gateway.device_id
+    assert "device id kept in" in log.text(), log.text()
+    with open(rig.data_dir + "/device_id") as f:
+        assert f.read() == gateway.device_id  # the new choice is kept for the next boots
+
+
 def test_declared_channels_give_a_layout_before_the_module_ever_answered():
     rig = Rig("declared", [("UI1", 0x04, 0x50, constant(500.0))])
     rig.sim(0x50).unplug()

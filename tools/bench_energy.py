@@ -156,7 +156,7 @@ class _SubscriberLink:
         pass
 
     def publish_totals(self, payload):
-        from gateway.mqtt_link import _encode_json
+        from gateway.payloads import encode_json as _encode_json
 
         self.published += 1
         encoded = _encode_json(payload)

@@ -121,7 +121,7 @@ class _BrokerLink:
     """What MqttLink does with period records, against a broker that acknowledges after ACK_MS."""
 
     def __init__(self, clock, backlog, staged):
-        from gateway.mqtt_link import _encode_json
+        from gateway.payloads import encode_json as _encode_json
 
         self._encode = _encode_json
         self.clock = clock

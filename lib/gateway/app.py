@@ -283,26 +283,22 @@ class Gateway:
         """Published totals must never go backwards: the journal may lag what was published by
         up to the commit policy's step (and a wiped journal knows nothing), so the broker's
         retained totals, when it has them, are a floor. Totals are held back until this ran."""
+        from gateway import payloads
+
         try:
-            retained = await self.link.read_retained("totals", SEED_TIMEOUT_MS)
+            retained = await self.link.read_retained(payloads.TOTALS, SEED_TIMEOUT_MS)
         except Exception as exc:  # any trouble: publish from the journal alone
             self.log.warning("could not read the retained totals: %s", exc)
             retained = None
-        if isinstance(retained, dict):
-            before = self.metering.totals()
-            for module in self.metering.modules:
-                entry = retained.get(module.key)
-                if module.ledger is None or not isinstance(entry, dict):
-                    continue
-                imports = entry.get("import_wh") or []
-                exports = entry.get("export_wh") or []
-                seeded = []
-                for ch in range(module.channels):
-                    seeded.append(_mwh(imports, ch))
-                    seeded.append(_mwh(exports, ch))
-                self.metering.restore_module(module, seeded)
-            if self.metering.totals() != before:
-                self.log.info("totals raised to the broker's retained values")
+        before = self.metering.totals()
+        for module in self.metering.modules:
+            if module.ledger is None:
+                continue
+            counters = payloads.retained_counters(retained, module.key, module.channels)
+            if counters is not None:
+                self.metering.restore_module(module, counters)
+        if self.metering.totals() != before:
+            self.log.info("totals raised to the broker's retained values")
         self._seeded = True
 
     async def run(self):
@@ -424,13 +420,6 @@ def heap_free():
         return None
     gc.collect()
     return gc.mem_free()
-
-
-def _mwh(values, ch):
-    """A retained Wh value as integer mWh (gateway.payloads.retained_mwh)."""
-    from gateway.payloads import retained_mwh
-
-    return retained_mwh(values, ch)
 
 
 def wall_time():

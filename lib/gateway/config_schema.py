@@ -53,7 +53,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 JOURNAL_MODULES_AND_CHANNELS = 19
 MAX_MODULES = JOURNAL_MODULES_AND_CHANNELS // 2
 
-_DEVICE_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+DEVICE_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+DEVICE_ID_MAX = 32
 _HOSTNAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _HEX_DIGITS = "0123456789abcdefABCDEF"
 
@@ -61,7 +62,7 @@ _HEX_DIGITS = "0123456789abcdefABCDEF"
 # ---------------------------------------------------------------------------------- named checks
 def _device_id(chk, key, value):
     for char in value:
-        if char not in _DEVICE_ID_CHARS:
+        if char not in DEVICE_ID_CHARS:
             chk.fail(key, "may only contain a-z, 0-9, '_' and '-'", value)
     return value
 
@@ -165,7 +166,7 @@ _DEFAULT_MODULES = [{"address": 0x50, "channels": None, "label": None, "sensor_c
                      "ct_models": None}]
 
 ROWS = (
-    ("", "device_id", TEXT, 1, 32, None, None, _device_id),
+    ("", "device_id", TEXT, 1, DEVICE_ID_MAX, None, None, _device_id),
     ("", "wifi", SECTION, 0, 0, None, None, None),
     ("wifi", "ssid", TEXT, 1, 32, None, None, None),
     ("wifi", "password", TEXT, 1, 64, None, None, _wpa_passphrase),

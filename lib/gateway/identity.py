@@ -3,6 +3,18 @@
     name = device_id(config, board, modules, log)   # config.json's, else kept in the file device_id
 """
 
+from gateway.config_schema import DEVICE_ID_CHARS, DEVICE_ID_MAX
+
+
+def is_device_id(text):
+    """True for what config.json accepts as a device_id (also one plain MQTT topic level)."""
+    if not 0 < len(text) <= DEVICE_ID_MAX:
+        return False
+    for char in text:
+        if char not in DEVICE_ID_CHARS:
+            return False
+    return True
+
 
 def device_id(config, board, modules, log):
     """config.json's device_id, else the one chosen at the first boot and kept in a file, so
@@ -14,8 +26,9 @@ def device_id(config, board, modules, log):
     try:
         with open(path) as f:
             kept = f.read().strip()
-        if kept:
+        if is_device_id(kept):
             return kept
+        log.warning("the device id kept in %s is not usable (%r); choosing one again", path, kept[:40])
     except OSError:
         pass  # first boot: none chosen yet
     from rbamp import RbAmpError  # loaded by then; importing it at the top nests too deep on a board

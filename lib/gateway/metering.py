@@ -19,6 +19,7 @@ Nothing here waits on the network: the publisher reads what this module produces
 
 import asyncio
 
+from gateway import payloads
 from gateway.layout import RESUME_BYTES, clear_resume, pack_resume
 from gateway.ledger import Ledger, span
 from gateway.store import REASON_PERIOD, REASON_POWER_LOSS
@@ -52,7 +53,7 @@ class MeteredModule:
     def __init__(self, dev, address, label=None, channels=0, resume=None):
         self.dev = dev
         self.address = address
-        self.key = "0x%02x" % address
+        self.key = payloads.module_key(address)
         self.label = label
         self.channels = channels
         self.ledger = Ledger(channels) if channels else None
@@ -376,14 +377,14 @@ class Metering:
         await self.clock.asleep_ms(SETTLE_MS)
         record_modules = {}
         for module in latched:
-            entry = {"valid": False}  # type: dict
+            entry = {payloads.VALID: False}  # type: dict
             try:
                 p = module.dev.read_period_snapshot(skip_latch=True, settle_ms=0)
-                entry["valid"] = True
-                entry["avg_p"] = [round(p.avg_p[ch], 2) for ch in range(module.channels)]
-                entry["max_p"] = round(p.max_p, 2)
-                entry["dt_ms"] = p.dt_ms
-                entry["windows"] = p.commit_count
+                entry[payloads.VALID] = True
+                entry[payloads.AVG_P] = [round(p.avg_p[ch], 2) for ch in range(module.channels)]
+                entry[payloads.MAX_P] = round(p.max_p, 2)
+                entry[payloads.DT_MS] = p.dt_ms
+                entry[payloads.WINDOWS] = p.commit_count
                 ledger = module.ledger
                 if not p.rebooted and module.resume_cleared:
                     ledger.settle_provisional()
@@ -397,26 +398,23 @@ class Metering:
                 self._remember_latch(module)
                 if p.rebooted:
                     module.status = "rebooted"
-                    entry["rebooted"] = True
+                    entry[payloads.REBOOTED] = True
                     self.log.warning("module %s rebooted; period re-primed", module.key)
                 elif module.status == "rebooted":
                     module.status = "ok"
                 module.period_failures = 0
             except RbAmpStaleError:
                 module.period_failures = 0
-                entry["stale"] = True
+                entry[payloads.STALE] = True
             except RbAmpError as exc:
                 # the driver keeps the latched period and delivers it before the next latch
                 module.period_failures += 1
                 self._transient(module, exc, module.period_failures, PERIOD_FAILURES_UNREACHABLE)
-                entry["error"] = str(exc)
-            ledger = module.ledger
-            entry["import_wh"] = [ledger.import_mwh(ch) / 1000 for ch in range(module.channels)]
-            entry["export_wh"] = [ledger.export_mwh(ch) / 1000 for ch in range(module.channels)]
-            record_modules[module.key] = entry
+                entry[payloads.ERROR] = str(exc)
+            record_modules[module.key] = payloads.add_energy(entry, module.ledger, module.channels)
         self.periods += 1
         self.period_seq += 1
-        record = {"seq": self.period_seq, "modules": record_modules}
+        record = payloads.period_record(self.period_seq, record_modules)
         if self.on_period is not None:
             self.on_period(record)
         # Every period is committed: the module restarted its accumulator at this latch, so a

@@ -173,6 +173,23 @@ def totals(modules):
     return out
 
 
+def retained_counters(retained, key, channels):
+    """One module's counters from a retained totals payload, in the journal's order (``[import,
+    export]`` per channel, integer mWh), or None when the payload has no entry for it."""
+    entry = retained.get(key) if isinstance(retained, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    imports = entry.get(IMPORT_WH)
+    exports = entry.get(EXPORT_WH)
+    imports = imports if isinstance(imports, list) else []
+    exports = exports if isinstance(exports, list) else []
+    counters = []
+    for ch in range(channels):
+        counters.append(retained_mwh(imports, ch))
+        counters.append(retained_mwh(exports, ch))
+    return counters
+
+
 def retained_mwh(values, ch):
     """A Wh value of a retained totals list as integer mWh; anything that is not a plain number
     (or is negative, or absurd) counts as 0, so a damaged retained message cannot raise totals."""
