@@ -1,9 +1,8 @@
 RUNTIMES = ("cpython", "mpy64", "mpy32")
 
-import struct
 
-from rbamp import RbAmp, RbAmpSample, RbAmpSnapshot
-from rbampsim import SimI2C, SimModule, VirtualClock, loads
+from rbamp import RbAmpSample, RbAmpSnapshot
+from rbampsim import loads
 from support_driver import advance_past_next_window, close, rig
 
 A, B = 1000.0, 3000.0  # 0x447A0000 / 0x453B8000: a float torn between them is neither
@@ -134,32 +133,6 @@ def test_digest_config_comes_back_after_a_module_reboot_and_sampling_goes_on():
     assert module.boots == 2 and empty <= 1, empty
     assert module.read_reg(0x29)[0] == 0x06  # written again by the sample that found it empty
     assert close(dev.energy.import_wh(0), 600.0 * 20.2 / 3600, 600.0 * 0.6 / 3600), dev.energy.import_wh(0)
-
-
-class _PfShowingModule(SimModule):
-    """An I1 whose PF register changes with every window (the simulator's I variants hold 0.0
-    there), so a PF read from another window than the currents would show."""
-
-    def _write_rt(self, values, voltage, regs_p):
-        SimModule._write_rt(self, values, voltage, regs_p)
-        current = struct.unpack_from("<f", self.regs, 0x8E)[0]
-        struct.pack_into("<f", self.regs, 0xB2, current / 100)
-
-
-def test_v13_i1_two_bursts_never_mix_windows():
-    clock = VirtualClock()
-    module = _PfShowingModule("I1", 0x04, addr=0x50, clock=clock, load=_alternating(1, 120))
-    bus = SimI2C([module], freq=50000, clock=clock)
-    clock.advance_ms(250)
-    dev = RbAmp(bus, 0x50)
-    dev.begin()
-    snap = RbAmpSnapshot(1)
-    for i in range(400):
-        clock.advance_us(_step_us(i) + 1000 * (i % 7))
-        dev.read_all(into=snap)
-        current = snap.current[0]
-        assert close(snap.power_factor[0], current / 100, 1e-6 * current), (current, snap.power_factor[0])
-    assert dev.stats.torn > 0, "no commit ever fell between the bursts: the test proved nothing"
 
 
 def test_v12_commit_phase_survives_the_ticks_wraps():

@@ -129,13 +129,14 @@ def test_v12_reads_skip_the_floats_a_variant_does_not_have():
     assert bus.stats.transactions == 6 * 4 + 2, bus.stats.transactions
     assert snap.voltage == float32(229.0) and snap.power[0] == 700.0
     assert abs(snap.power_factor[0] - 0.9) < 1e-6
-    # I2: no U, U peak or P; I0, I1 with peaks and PF0, PF1 = 6 floats
+    # I2: no U, U peak, P or PF (a power factor needs the voltage); I0, I1 with peaks = 4 floats
     clock, module, bus, dev = rig("I2", 0x03, powers=[1000.0, 200.0])
     clock.advance_ms(400)
     bus.reset_stats()
     snap = dev.read_all()
-    assert bus.stats.transactions == 6 * 4 + 2, bus.stats.transactions
+    assert bus.stats.transactions == 4 * 4 + 2, bus.stats.transactions
     assert snap.voltage == 0.0 and snap.power[0] == 0.0 and snap.current[1] > 0.0
+    assert snap.power_factor[0] == 0.0 and snap.power_factor[1] == 0.0
     # the same fields as the module's own registers hold
     raw = module.read_reg(0x86, 56)
     for k in (2, 3, 5, 6, 11, 12):

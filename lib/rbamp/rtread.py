@@ -1,11 +1,7 @@
 """RT reads: floats of the RT block, never torn, never implausible, at the least bus time.
 
 v1.3 reads are read-frozen bursts: one burst is one 200 ms window. ``read_all`` reads only the
-span of the block the variant fills; when that span is mostly empty (an I1: I, I peak and PF with
-eleven floats between them) it reads two short bursts instead, the smaller one before and after
-the larger: if both copies of the smaller agree, the values are those of the larger burst's
-window (at most one commit can fall within those few ms: if it came after the larger burst, the
-first copy is from the same window and equals the second).
+span of the block the variant fills (an I1: I0 .. I0 peak, 16 bytes).
 
 v1.2 answers one register per transaction and rewrites the block every ~200 ms, so a byte-wise
 pass can straddle a commit. A pass is trusted when it ran right after a DRDY edge with no new
@@ -28,18 +24,18 @@ DIGEST_SEQ = R.DIGEST + 1
 TORN_ATTEMPTS = 6
 _FRESH_EDGE_MS = 60  # a v1.2 pass may start this long after a DRDY edge...
 _PASS_DEADLINE_MS = 150  # ...and must end this long after it, well before the next 200 ms commit
-_BURST_OVERHEAD = 4  # bytes' worth of bus time a read transaction costs beyond its data
 
 
 def absent_rt_floats(channels, has_voltage):
-    """Bit k set: RT float k carries nothing on this variant (a channel it lacks, or the U and P
-    of a current-only module, which read 0.0). Reads skip them."""
+    """Bit k set: RT float k carries nothing on this variant (a channel it lacks, or the U, P and
+    PF of a current-only module: they read 0.0, and a power factor needs the voltage). Reads
+    skip them."""
     mask = 0
     for ch in range(channels, 3):
         for first in (RT_CURRENT, RT_CURRENT_PEAK, RT_POWER, RT_PF):
             mask |= 1 << (first + ch)
     if not has_voltage:
-        mask |= 0b11 | (0b111 << RT_POWER)
+        mask |= 0b11 | (0b111 << RT_POWER) | (0b111 << RT_PF)
     return mask
 
 
@@ -60,26 +56,10 @@ def _equal(a, b):
     return True
 
 
-def _plan(absent):
-    """(first, count) of the floats one burst must cover, and (first, count) of a second group
-    read before and after it (count 0: a single burst is cheaper)."""
+def _span(absent):
+    """(first, count): the floats one burst must cover to read every float that is not absent."""
     present = [k for k in range(R.RT_FLOATS) if not (absent >> k) & 1]
-    first, last = present[0], present[-1]
-    best_gap = (0, 0)
-    for i in range(len(present) - 1):
-        gap = present[i + 1] - present[i] - 1
-        if gap > best_gap[1]:
-            best_gap = (i, gap)
-    span_cost = 4 * (last - first + 1) + _BURST_OVERHEAD
-    if best_gap[1]:
-        split = best_gap[0]
-        low = (first, present[split] - first + 1)
-        high = (present[split + 1], last - present[split + 1] + 1)
-        big, small = (low, high) if low[1] >= high[1] else (high, low)
-        cost = 4 * big[1] + 2 * 4 * small[1] + 3 * _BURST_OVERHEAD
-        if cost < span_cost:
-            return big, small
-    return (first, last - first + 1), (0, 0)
+    return present[0], present[-1] - present[0] + 1
 
 
 class RtReader:
@@ -96,16 +76,13 @@ class RtReader:
         self._word = bytearray(4)
         self._check = bytearray(4)
         self._read_us = 1000  # one v1.2 transaction, learned from the passes
-        self._big = (0, R.RT_FLOATS)
-        self._small = (0, 0)
-        self._big_buf = None
-        self._small_bufs = (bytearray(0), bytearray(0))
+        self._span = (0, R.RT_FLOATS)
+        self._span_buf = None
 
     def configure(self, channels, has_voltage):
         self.absent = absent_rt_floats(channels, has_voltage)
-        self._big, self._small = _plan(self.absent)
-        self._big_buf = bytearray(4 * self._big[1]) if self._big[1] < R.RT_FLOATS else None
-        self._small_bufs = (bytearray(4 * self._small[1]), bytearray(4 * self._small[1]))
+        self._span = _span(self.absent)
+        self._span_buf = bytearray(4 * self._span[1]) if self._span[1] < R.RT_FLOATS else None
 
     # ------------------------------------------------------------------ entry point
     def read_floats(self, reg, view, count, first):
@@ -132,38 +109,14 @@ class RtReader:
 
     # ------------------------------------------------------------------ v1.3
     def _read_block_v13(self, view):
-        big_first, big_count = self._big
-        big = self._big_buf
-        if big is None:
+        first, count = self._span
+        buf = self._span_buf
+        if buf is None:
             self.io.read(R.RT_BLOCK, view)
             return
-        small_first, small_count = self._small
-        if not small_count:
-            self.io.read(R.RT_BLOCK + 4 * big_first, big)
-        else:
-            self._read_sandwich(big_first, small_first)
+        self.io.read(R.RT_BLOCK + 4 * first, buf)
         _zero(view, 0, 4 * R.RT_FLOATS)
-        _copy(view, 4 * big_first, big)
-        if small_count:
-            _copy(view, 4 * small_first, self._small_bufs[0])
-
-    def _read_sandwich(self, big_first, small_first):
-        """The small group, the big one, the small one again, until both small copies agree.
-        Leaves the agreed small copy in ``_small_bufs[0]``."""
-        io = self.io
-        bufs = self._small_bufs
-        before = bufs[0]
-        after = bufs[1]
-        small_reg = R.RT_BLOCK + 4 * small_first
-        io.read(small_reg, before)
-        for _ in range(TORN_ATTEMPTS):
-            io.read(R.RT_BLOCK + 4 * big_first, self._big_buf)
-            io.read(small_reg, after)
-            if _equal(before, after):
-                return
-            self.stats.torn += 1
-            _copy(before, 0, after)  # a commit fell in between: the next round starts from it
-        raise RbAmpIOError("RT block kept changing between two bursts", io.address, small_reg)
+        _copy(view, 4 * first, buf)
 
     # ------------------------------------------------------------------ v1.2
     def _pass(self, reg, view, count, absent):
