@@ -299,6 +299,23 @@ def test_a_fallback_config_never_changes_the_journal():
     assert "energy.%d.img" % before.seq not in os.listdir(rig.data_dir)  # nothing to keep aside
 
 
+def test_the_log_says_which_config_is_in_use_and_why_before_the_device_id():
+    from gateway.config import LoadResult
+
+    rig = Rig("which-config", [("UI1", 0x04, 0x50, constant(400.0))])
+    cfg = config([{"address": 0x50}])
+    gateway, log = boot(rig, cfg, 2)
+    assert "config: " + rig.data_dir + "/config.json" in log.text(), log.text()
+    fallback = LoadResult(cfg.config, False, "config.json: not valid JSON: trailing comma", "last_good", False)
+    gateway, log = boot(rig, fallback, 2)
+    text = log.text()
+    said = text.index("config: the last good copy " + rig.data_dir + "/config.last_good.json")
+    assert text.index("not valid JSON: trailing comma") < said < text.index("device id"), text
+    safe = LoadResult(cfg.config, False, "config.json: not valid JSON", "defaults", True)
+    gateway, log = boot(rig, safe, 2)
+    assert "config: safe mode" in log.text(), log.text()
+
+
 def test_a_health_line_reaches_the_console_after_boot_and_every_ten_minutes():
     rig = Rig("health", [("UI1", 0x04, 0x50, constant(500.0))])
     gateway, log = boot(rig, config([{"address": 0x50}]), 31 + 600)

@@ -301,15 +301,26 @@ class Gateway:
             self.log.info("totals raised to the broker's retained values")
         self._seeded = True
 
+    def _say_which_config(self):
+        """The config in use and why, before anything names the device id it gives."""
+        result = self.config_result
+        if result.error:
+            self.log.error("%s", result.error)
+        if result.ok:
+            self.log.info("config: %s", self.board.config_path)
+        elif not result.safe_mode:
+            self.log.warning("config: the last good copy %s, because %s cannot be used (above); "
+                             "fix it and reset the board", self.board.last_good_path, self.board.config_path)
+        else:
+            self.log.warning("config: safe mode (no usable config.json and no last good copy): "
+                             "metering and persisting only, no network")
+
     async def run(self):
         from gateway.commit_policy import DEFAULT_HEADROOM, CommitPolicy
         from gateway.metering import Metering
 
         cfg = self.config
-        if self.config_result.error:
-            self.log.error("%s", self.config_result.error)
-        if self.config_result.safe_mode:
-            self.log.warning("safe mode: metering and persisting only, no network")
+        self._say_which_config()
         state = None
         try:
             self.store, state = self._open_journal()
