@@ -83,7 +83,7 @@ main()
 # next collection); the list of timings is made before the series, so filling it allocates
 # nothing.
 CHIP_COMMON = """import gc, time
-from rbamp import RbAmp, RbAmpSnapshot, RbAmpPeriodSnapshot
+from rbamp import RbAmp, RbAmpSample, RbAmpSnapshot, RbAmpPeriodSnapshot
 def allocated(call, before):
     least = None
     for _ in range(3):
@@ -121,6 +121,7 @@ for label, image in (("v1.3", {v13!r}), ("v1.2", {v12!r})):
     dev = RbAmp(RegisterImageBus(bytearray(image), None), 0x50)
     dev.begin()
     snap = RbAmpSnapshot(dev.channels)
+    sample = RbAmpSample(dev.channels)
     period = RbAmpPeriodSnapshot(dev.channels)
     series("read_all " + label, lambda: dev.read_all(into=snap), {n})
     if label == "v1.3":
@@ -135,7 +136,7 @@ for label, image in (("v1.3", {v13!r}), ("v1.2", {v12!r})):
             for k in range(14):
                 f32_plausible(view, 4 * k, RT_MAX_EXP[k], RT_SIGNED[k])
         series("f32_plausible x14", checks, {n})
-    series("sample_bidirectional " + label, lambda: dev.sample_bidirectional(into=snap), {n})
+    series("sample_bidirectional " + label, lambda: dev.sample_bidirectional(into=sample), {n})
     # the gateway's period path: latch_period(), 50 ms later read_period_snapshot(skip_latch=True)
     series("read_period_snapshot " + label,
            lambda: dev.read_period_snapshot(into=period, skip_latch=True, settle_ms=0), {n},
@@ -434,7 +435,7 @@ def report(result):
         if protocol == "v1.3":
             row("of which: the register-image bus's 56-byte copy (bench overhead)", protocol, "image bus 56-byte read")
             row("of which: `f32_plausible()` of the 14 RT floats (driver)", protocol, "f32_plausible x14")
-        row("sample_bidirectional(into=), driver alone (the gateway's 5 Hz sample)", protocol,
+        row("sample_bidirectional(into=RbAmpSample), driver alone (the gateway's 5 Hz digest sample)", protocol,
             "sample_bidirectional " + protocol)
         row("latch_period(), driver alone", protocol, "latch_period " + protocol)
         row("read_period_snapshot(into=, skip_latch=True, settle_ms=0), driver alone (the period snapshot)",
