@@ -296,3 +296,55 @@ def test_deploy_refuses_a_board_without_config_and_a_missing_port(board_factory)
     assert done.returncode != 0
     assert "deploy: no serial port: give PORT=/dev/ttyACM0" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_deploy_warns_before_sending_a_config_with_the_examples_placeholder_passwords(tmp_path, board_factory):
+    example = tmp_path / "config.json"
+    shutil.copyfile(os.path.join(ROOT, "config.example.json"), example)
+    example_config = json.loads(example.read_text())
+    placeholders = (example_config["wifi"]["password"], example_config["mqtt"]["password"])
+    wifi_line = ("deploy: warning: %s: wifi.password is still the placeholder from config.example.json: "
+                 "the board will not join the Wi-Fi network until it holds the real password" % example)
+    mqtt_line = "deploy: warning: %s: mqtt.password is still the placeholder from config.example.json" % example
+
+    # no board at that port: the warning still comes, so it is given before anything is sent
+    done = make("deploy-config", PORT=str(tmp_path / "no-such-port"), CONFIG=str(example), NO_RESET=1)
+    assert done.returncode != 0
+    assert wifi_line in done.stderr and mqtt_line in done.stderr, done.stderr
+
+    # a warning, not a refusal: the config reaches the board and the last line repeats it
+    board = board_factory()
+    done = make("deploy-config", PORT=board.link, CONFIG=str(example), RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wifi_line in done.stderr and mqtt_line in done.stderr, done.stderr
+    assert "(WARNING: wifi.password and mqtt.password still the example's placeholder)" in done.stdout, done.stdout
+    assert board.files() == {"config.json"}
+    for placeholder in placeholders:
+        assert placeholder not in done.stdout + done.stderr
+
+    # real passwords: not a word about placeholders
+    config = example_config
+    config["wifi"]["password"] = "a-real-wifi-passphrase"
+    config["mqtt"]["password"] = "a-real-broker-password"
+    example.write_text(json.dumps(config))
+    done = make("deploy-config", PORT=board.link, CONFIG=str(example), RESUME=1, NO_RESET=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "placeholder" not in done.stdout + done.stderr, done.stdout + done.stderr
+    with open(os.path.join(board.root, "config.json")) as f:
+        assert json.load(f)["wifi"]["password"] == "a-real-wifi-passphrase"
+
+
+def test_mpremote_mip_installs_the_driver_from_the_checkout(board_factory):
+    """README's mip line, run from the checkout's root. mpremote installs into the first sys.path
+    entry ending in "/lib" (a board's "/lib"); this board's is "lib", hence --target."""
+    board = board_factory()
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.link, "resume", "mip", "install",
+                           "--target", "lib", "lib/rbamp/package.json"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(os.path.join(ROOT, "lib", "rbamp", "package.json")) as f:
+        listed = {os.path.join("lib", target) for target, _ in json.load(f)["urls"]}
+    assert board.files() == listed
+    assert_same_content(board, ROOT, listed)
+    out = mpremote(board.link, "exec", "import rbamp\nprint('driver', rbamp.__file__, rbamp.RbAmp.__name__)")
+    assert "driver lib/rbamp/__init__.py RbAmp" in out, out

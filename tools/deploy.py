@@ -13,7 +13,10 @@ so a long copy can be cut short by a reset, after which the board comes back wit
 and a second ``make deploy`` completes. A partial copy never boots half of the new code.
 A config is validated with the gateway's own parser (under CPython) before anything
 is sent; without CONFIG the board must already hold a config.json, because a gateway without
-one runs in safe mode (metering, no network) and that is rarely what a deploy means.
+one runs in safe mode (metering, no network) and that is rarely what a deploy means. A config
+that still holds a placeholder password of ``config.example.json`` is sent, but with a warning
+first: a board with the example's Wi-Fi password never joins the network, and the log only says
+that it did not connect.
 
 ``--resume`` adds mpremote's ``resume`` (no soft reset on connect) and ``--no-reset`` skips the
 final reset: both are for MicroPython's unix port behind a pty, where a soft reset or a reset
@@ -21,6 +24,7 @@ would end the process (tests/test_deploy.py).
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +34,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("rbamp", "gateway")
 ROOT_FILES = ("boot.py", "main.py")
+EXAMPLE_CONFIG = os.path.join(ROOT, "config.example.json")
+SECRET_KEYS = (("wifi", "password"), ("mqtt", "password"))
+CONSEQUENCES = {"wifi.password": "the board will not join the Wi-Fi network",
+                "mqtt.password": "a broker that checks passwords will refuse the gateway"}
 CODE_SUFFIXES = (".py", ".mpy")
 
 # Runs on the board: removes main.py (nothing starts the gateway until the copy is complete) and
@@ -109,6 +117,50 @@ def validate_config(path):
     result = load_config(path)
     if not result.ok:
         raise DeployError("refusing to deploy an invalid config: %s" % result.error)
+    return result.config
+
+
+def example_placeholders(example_path=EXAMPLE_CONFIG):
+    """{"wifi.password": value, ...}: the example config's passwords, which are placeholders."""
+    with open(example_path) as handle:
+        example = json.load(handle)
+    found = {}
+    for section, key in SECRET_KEYS:
+        value = example.get(section, {}).get(key)
+        if value:
+            found[section + "." + key] = value
+    return found
+
+
+def placeholder_keys(config, placeholders):
+    """The password keys of a validated config that still hold the example's placeholder."""
+    found = []
+    for section, key in SECRET_KEYS:
+        name = section + "." + key
+        if name in placeholders and config[section][key] == placeholders[name]:
+            found.append(name)
+    return found
+
+
+def warn_about_placeholders(path, config):
+    """One line per placeholder password, before anything is sent; returns the keys, so the last
+    line can repeat it after mpremote's output. The value is the example's and no secret, but it
+    is not printed all the same: no password ever is."""
+    try:
+        placeholders = example_placeholders()
+    except (OSError, ValueError) as exc:
+        print("deploy: note: placeholder passwords not checked: %s unreadable (%s)" % (EXAMPLE_CONFIG, exc),
+              file=sys.stderr)
+        return []
+    keys = placeholder_keys(config, placeholders)
+    for key in keys:
+        print("deploy: warning: %s: %s is still the placeholder from config.example.json: %s until "
+              "it holds the real password" % (path, key, CONSEQUENCES[key]), file=sys.stderr)
+    return keys
+
+
+def placeholder_note(keys):
+    return " (WARNING: %s still the example's placeholder)" % " and ".join(keys) if keys else ""
 
 
 def mpremote(port, resume, *commands, capture=False):
@@ -138,8 +190,9 @@ def deploy(args):
         if not os.path.isfile(os.path.join(source, name)):
             raise DeployError("%s is missing in %s" % (name, source))
     files = package_files(source)
+    placeholders = []
     if args.config:
-        validate_config(args.config)
+        placeholders = warn_about_placeholders(args.config, validate_config(args.config))
     elif not board_has_config(args.port, args.resume):
         raise DeployError("the board has no config.json: give CONFIG=path/to/config.json "
                           "(start from config.example.json)")
@@ -156,19 +209,20 @@ def deploy(args):
         if not args.no_reset:
             commands += ["+", "reset"]
         mpremote(args.port, args.resume, *commands)
-    print("deployed %d files from %s to %s%s" % (len(files) + len(ROOT_FILES), source, args.port,
-                                                " with " + args.config if args.config else ""))
+    print("deployed %d files from %s to %s%s%s" % (len(files) + len(ROOT_FILES), source, args.port,
+                                                  " with " + args.config if args.config else "",
+                                                  placeholder_note(placeholders)))
 
 
 def deploy_config(args):
     if not args.config:
         raise DeployError("make deploy-config needs CONFIG=path/to/config.json")
-    validate_config(args.config)
+    placeholders = warn_about_placeholders(args.config, validate_config(args.config))
     commands = ["cp", args.config, ":config.json"]
     if not args.no_reset:
         commands += ["+", "reset"]
     mpremote(args.port, args.resume, *commands)
-    print("deployed %s to %s as config.json" % (args.config, args.port))
+    print("deployed %s to %s as config.json%s" % (args.config, args.port, placeholder_note(placeholders)))
 
 
 def main(argv=None):
