@@ -443,6 +443,25 @@ def wall_time():
     return int(now) if now > 1600000000 else None
 
 
+# Needed only to load config.json; about 7 KB of RAM (mpy32) the running gateway can use.
+CONFIG_LOADER_MODULES = ("gateway.config", "gateway.config_checker", "gateway.config_schema",
+                         "gateway.config_secrets", "gateway.jsonstrict")
+
+
+def _let_go(names):
+    """Drop modules nothing refers to any more, so the collector can reclaim them (a later
+    import loads them again)."""
+    import gc
+
+    for name in names:
+        sys.modules.pop(name, None)
+        package, _, child = name.rpartition(".")
+        parent = sys.modules.get(package)
+        if parent is not None and hasattr(parent, child):
+            delattr(parent, child)  # an import binds a submodule to its package too
+    gc.collect()
+
+
 def main():
     """Entry point for main.py."""
     from gateway.boards import detect
@@ -457,6 +476,8 @@ def main():
         log.add_secret(secret)
     for warning in result.warnings:
         log.warning("%s", warning)
+    del load_config, secret_values
+    _let_go(CONFIG_LOADER_MODULES)
     gateway = Gateway(board, result, log)
     try:
         asyncio.run(gateway.run())

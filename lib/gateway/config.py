@@ -30,6 +30,7 @@ message before it is raised (the same password given to a wrong key must not lea
 import os
 
 from gateway.config_checker import Checker, ConfigError, build_defaults, copy, validate
+from gateway.config_result import LoadResult
 from gateway.config_schema import HARDWARE_RULES, LOG_LEVELS, MAX_MODULES, children
 from gateway.config_secrets import REDACTED, SECRET_KEYS, is_secret_key, redact, secret_values
 from gateway.jsonstrict import MAX_NESTING, JsonError
@@ -46,24 +47,6 @@ MAX_FILE_BYTES = 16384  # a config is ~1 KB; a bigger file is a mistake and must
 SALVAGEABLE = ("i2c", "drdy_pin", "modules", "period_s", "commit", "mains_loss", "log_level")
 
 DEFAULTS = build_defaults()
-
-
-class LoadResult:
-    """What ``load_config`` found. ``config`` is always a complete, valid-shaped dict."""
-
-    def __init__(self, config, ok, error, source, safe_mode, warnings=None, salvaged=None):
-        self.config = config
-        self.ok = ok
-        self.error = error
-        self.source = source          # "file" | "last_good" | "defaults"
-        self.safe_mode = safe_mode
-        self.warnings = warnings or []  # non-fatal: last good copy not writable, sections salvaged
-        self.salvaged = salvaged or []  # top-level keys taken from a broken file in safe mode
-
-    def __repr__(self):
-        # the config holds passwords: a REPL user printing the result must not see them
-        return "<LoadResult source=%s ok=%s safe_mode=%s error=%r>" % (
-            self.source, self.ok, self.safe_mode, self.error)
 
 
 def parse_json(text, source=SOURCE_NAME):
