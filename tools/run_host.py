@@ -4,8 +4,14 @@ subscriber receives.
 
     make run                         # embedded broker (amqtt) on a free loopback port
     make run BROKER=host:port        # use that broker instead
-    make run CONFIG=my-config.json   # another config.json (its mqtt host/port follow the broker)
+    make run CONFIG=my-config.json   # another config.json (only its mqtt host/port are replaced)
     make run DATA=dir                # another data folder (default .run)
+
+Before anything starts, CONFIG goes through the gateway's own parser (gateway.config) and is
+refused with the message a board would log; then only mqtt.host and mqtt.port are replaced by the
+broker's address. A wrong BROKER, a broker that does not answer, or a data folder in use by
+another run (``run.lock``: the second run names the process holding it; the lock of a run that
+was killed is taken over) is one line on stderr, exit status 1, and nothing left running.
 
 The gateway is supervised as a board resets: when it exits or dies (`kill -9 $(cat
 .run/gateway.pid)`), it starts again a second later against the same simulated modules, which
@@ -16,6 +22,7 @@ the gateway commits its totals and says offline, then the simulator and the brok
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -24,7 +31,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,8 +38,10 @@ DEFAULT_CONFIG = os.path.join(ROOT, "tools", "host_config.json")
 RESTART_DELAY_S = 1.0
 QUICK_DEATH_S = 10.0  # a gateway that dies sooner than this after its start...
 MAX_QUICK_DEATHS = 5  # ...this many times in a row is given up on (a restart storm)
+LOCK_NAME = "run.lock"
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "lib")]
+from live_view import LiveView  # noqa: E402
 from rbampsim import server as simserver  # noqa: E402
 
 
@@ -66,24 +74,66 @@ def start_amqtt(port, workdir):
                             start_new_session=True)
     if not wait_for_port("127.0.0.1", port, 15):
         proc.kill()
-        raise SystemExit("the embedded MQTT broker (amqtt) did not start; see %s" % log.name)
+        proc.wait(5)
+        raise RunError("the embedded MQTT broker (amqtt) did not start; see %s" % log.name)
     return proc
 
 
-def prepare_config(source, data_dir, host, port):
-    with open(source) as f:
-        config = json.load(f)
-    mqtt = config.setdefault("mqtt", {})
-    mqtt["host"] = host
-    mqtt["port"] = port
+class RunError(Exception):
+    """A reason not to run, said in one line (no traceback); nothing is left running."""
+
+
+def parse_broker(text):
+    """``host:port`` from BROKER; the host and port are judged by the gateway's own parser later."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host:
+        raise RunError("BROKER=%s has no port: give host:port, e.g. BROKER=%s:1883" % (text, text or "127.0.0.1"))
+    try:
+        return host, int(port)
+    except ValueError:
+        return host, port  # the gateway's parser words it: "mqtt.port: must be an integer ..."
+
+
+def read_config(source, host, port):
+    """The config as the gateway judges it, with only the broker address replaced.
+
+    The file's bytes go through the board's own parser (gateway.config.parse_config: strict JSON,
+    duplicate keys, required keys such as mqtt.host), and its message is the one a board would
+    log. Only then is mqtt.host/port replaced in what the file says (not in the defaults filled
+    in), and the result judged again. Returns (what to write as the gateway's config.json, the
+    validated config)."""
+    from gateway.config import MAX_FILE_BYTES, ConfigError, parse_config, parse_json
+
+    name = os.path.basename(source)
+    try:
+        with open(source, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RunError("CONFIG=%s cannot be read: %s" % (source, exc.strerror or exc))
+    try:
+        parse_config(data, name)
+        raw = parse_json(data, name)
+    except ConfigError as exc:
+        raise RunError("%s (the gateway's verdict on CONFIG=%s; nothing was started)" % (exc, source))
+    raw["mqtt"]["host"] = host
+    raw["mqtt"]["port"] = port
+    try:
+        config = parse_config(raw, "BROKER=%s:%s" % (host, port))
+    except ConfigError as exc:
+        raise RunError("%s (nothing was started)" % exc)
+    return json.dumps(raw, indent=2) + "\n", config
+
+
+def write_config(data_dir, text):
     target = os.path.join(data_dir, "config.json")
     with open(target + ".tmp", "w") as f:
-        json.dump(config, f, indent=2)
+        f.write(text)
     os.replace(target + ".tmp", target)
-    return config
 
 
-def start_gateway(interpreter, data_dir, log_path):
+def start_gateway(interpreter, data_dir, log_path, lock_fd):
+    """The gateway in a session of its own; it inherits the data folder's lock, so the folder stays
+    locked while it lives even if this supervisor was killed."""
     env = dict(os.environ)
     paths = [".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"),
              os.path.join(ROOT, ".cache", "umqtt")]
@@ -92,56 +142,22 @@ def start_gateway(interpreter, data_dir, log_path):
     with open(log_path, "a") as log:
         return subprocess.Popen([interpreter, os.path.join(ROOT, "main.py")], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=(lock_fd,))
 
 
-class LiveView:
-    """Subscribes like any consumer would and keeps the latest of everything."""
+def kept_device_id(data_dir, config):
+    """config.json's device id, else the one the gateway keeps in its data folder (None until its
+    first boot has chosen one)."""
+    if config["device_id"]:
+        return config["device_id"]
+    from gateway.identity import is_device_id
 
-    def __init__(self, host, port, base):
-        import paho.mqtt.client as mqtt
-
-        self.base = base
-        self.latest = {}
-        self.periods = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rbamp-live-view")
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(base + "/#")
-        self.client.connect(host, port, 30)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            suffix = msg.topic.split("/", 2)[-1] if msg.topic.count("/") >= 2 else msg.topic
-            try:
-                value = json.loads(msg.payload)
-            except ValueError:
-                value = msg.payload.decode(errors="replace")
-            if suffix.endswith("period"):
-                self.periods.append(value)
-                self.periods = self.periods[-5:]
-            self.latest[suffix] = value
-
-    def render(self, log_tail):
-        with self.lock:
-            lines = ["rbAmp gateway (host profile) -- Ctrl-C to stop", ""]
-            for key in sorted(self.latest):
-                if key.endswith("period"):
-                    continue
-                value = self.latest[key]
-                text = json.dumps(value) if not isinstance(value, str) else value
-                lines.append("%-22s %s" % (key, text[:160]))
-            for record in self.periods[-3:]:
-                lines.append("%-22s %s" % ("period", json.dumps(record)[:160]))
-        lines.append("")
-        lines.append("gateway log:")
-        lines.extend("  " + line for line in log_tail)
-        return "\n".join(lines)
-
-    def stop(self):
-        self.client.loop_stop()
-        self.client.disconnect()
+    try:
+        with open(os.path.join(data_dir, "device_id")) as f:
+            kept = f.read().strip()
+    except OSError:
+        return None
+    return kept if is_device_id(kept) else None
 
 
 def tail(path, count):
@@ -160,6 +176,57 @@ def note(log_path, text):
     print(line, flush=True)
 
 
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def _pid_in(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def lock_data_folder(data_dir):
+    """An exclusive lock on the data folder for this run: two gateways writing one journal would
+    interleave it. The lock (flock on ``run.lock``, which holds the owner's pid) is the kernel's:
+    it ends with the last process holding it, so a run that was killed leaves no lock behind, only
+    its pid in the file, and the gateway inherits it (an orphaned gateway keeps the folder locked).
+    Returns the lock's file descriptor; RunError names who holds it."""
+    path = os.path.join(data_dir, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        owner = _pid_in(path)
+        gateway = _pid_in(os.path.join(data_dir, "gateway.pid"))
+        if owner is not None and _alive(owner):
+            holder = "make run (process %d)" % owner
+        else:
+            holder = "a gateway left running by a make run that is gone (process %s)" % (gateway or "unknown")
+        raise RunError("the data folder %s is in use by %s: stop that one first, or give another "
+                       "folder (DATA=dir)" % (data_dir, holder))
+    previous = _pid_in(path)
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\n" % os.getpid())
+    if previous is not None and previous != os.getpid():
+        print("make run: took over the lock of %s from process %d, which is gone"
+              % (data_dir, previous), flush=True)
+    return fd
+
+
+def unlock_data_folder(fd):
+    """A clean end: the file no longer names this process (the next run has nothing to take over)."""
+    os.ftruncate(fd, 0)
+    os.close(fd)
+
+
 def stop_gateway(gateway):
     if gateway.poll() is None:
         gateway.send_signal(signal.SIGINT)  # KeyboardInterrupt: commit, offline, exit
@@ -170,6 +237,44 @@ def stop_gateway(gateway):
             gateway.wait(5)
 
 
+def stop_all(gateway, view, simulator, broker, data, pid_path):
+    """Each step runs even if one before it failed, so nothing is left running."""
+    steps = []
+    if gateway is not None:
+        steps.append(lambda: stop_gateway(gateway))
+    if view is not None:
+        steps.append(view.stop)
+    if simulator is not None:
+        steps.append(lambda: stop_simulator(simulator, data))
+    if broker is not None:
+        steps.append(lambda: stop_process(broker))
+    failures = []
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # go on stopping the rest, then say what failed
+            failures.append(exc)
+    if os.path.exists(pid_path):
+        os.remove(pid_path)
+    if failures:
+        raise failures[0]
+
+
+def stop_simulator(simulator, data):
+    simserver.stop(data, pid=simulator.pid)
+    stop_process(simulator)
+
+
+def stop_process(proc):
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def main():
     parser = argparse.ArgumentParser(description="Run the gateway on this PC")
     parser.add_argument("--broker", default=os.environ.get("BROKER") or "")
@@ -178,31 +283,52 @@ def main():
     parser.add_argument("--interpreter", default=os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython"))
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
     args = parser.parse_args()
+    stop = []
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *a: stop.append(1))
+    try:
+        return supervise(args, stop)
+    except RunError as exc:
+        print("make run: %s" % exc, file=sys.stderr, flush=True)
+        return 1
+
+
+def supervise(args, stop):
+    """Judge BROKER and CONFIG, lock the data folder, start the broker (or reach the given one),
+    the simulator and the gateway, and show the live view until Ctrl-C or --duration."""
+    if args.broker:
+        host, port = parse_broker(args.broker)
+        broker_note = ""
+    else:
+        host, port = "127.0.0.1", free_port()
+        broker_note = " (embedded amqtt; give BROKER=host:port for another)"
+    config_text, config = read_config(args.config, host, port)
     data = os.path.abspath(args.data)
     os.makedirs(data, exist_ok=True)
-    stop = []
-    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    lock_fd = lock_data_folder(data)
     workdir = tempfile.mkdtemp(prefix="rbamp-run-")
     broker = simulator = gateway = view = None
     pid_path = os.path.join(data, "gateway.pid")
     log_path = os.path.join(data, "gateway.log")
     gave_up = False
     try:
-        if args.broker:
-            host, _, port = args.broker.rpartition(":")
-            host, port = host or "127.0.0.1", int(port)
-        else:
-            host, port = "127.0.0.1", free_port()
+        if not args.broker:
             broker = start_amqtt(port, workdir)
-        config = prepare_config(args.config, data, host, port)
+        try:
+            view = LiveView(host, port, config, lambda: kept_device_id(data, config), broker_note)
+        except OSError as exc:
+            raise RunError("no MQTT broker at %s:%d (%s): start it, or leave BROKER out for the "
+                           "embedded one" % (host, port, exc.strerror or exc))
+        write_config(data, config_text)
+        print("make run: %s accepted by the gateway's config parser (device_id %s, %d module(s)); "
+              "broker %s:%d" % (args.config, config["device_id"] or "chosen at the first boot",
+                                len(config["modules"]), host, port), flush=True)
         open(log_path, "w").close()
         simulator = simserver.start(data)  # before the gateway: the modules are there at its boot
-        gateway = start_gateway(args.interpreter, data, log_path)
+        gateway = start_gateway(args.interpreter, data, log_path, lock_fd)
         gateway_started = time.monotonic()
         with open(pid_path, "w") as f:
             f.write("%d\n" % gateway.pid)
-        view = LiveView(host, port, config["mqtt"].get("base_topic") or "rbamp")
         interactive = sys.stdout.isatty()
         started = next_screen = time.monotonic()
         quick_deaths = 0
@@ -225,7 +351,7 @@ def main():
                     time.sleep(0.05)
                 if stop:
                     break
-                gateway = start_gateway(args.interpreter, data, log_path)
+                gateway = start_gateway(args.interpreter, data, log_path, lock_fd)
                 gateway_started = time.monotonic()
                 with open(pid_path, "w") as f:
                     f.write("%d\n" % gateway.pid)
@@ -239,24 +365,11 @@ def main():
                 sys.stdout.flush()
             time.sleep(0.1)
     finally:
-        # Each step runs even if one before it failed, so nothing is left running.
-        if gateway is not None:
-            stop_gateway(gateway)
-        if view is not None:
-            view.stop()
-        if simulator is not None:
-            simserver.stop(data, pid=simulator.pid)
-            try:
-                simulator.wait(10)
-            except subprocess.TimeoutExpired:
-                simulator.kill()
-                simulator.wait(5)
-        if broker is not None:
-            broker.terminate()
-            broker.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
-        if os.path.exists(pid_path):
-            os.remove(pid_path)
+        try:
+            stop_all(gateway, view, simulator, broker, data, pid_path)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            unlock_data_folder(lock_fd)
     print("\n".join(tail(log_path, 5)))
     print("gateway exited with %s; data in %s" % (gateway.returncode, data))
     if gave_up:
