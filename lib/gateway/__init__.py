@@ -8,9 +8,10 @@ board profile, loads config.json and runs ``Gateway``.
 - boards: ``board_profile`` (the ``Board`` base: paths, I2C, pins, Wi-Fi, watchdog), ``boards``
   (Pico W and ESP32 profiles, ``detect()``; on any other platform the PC profile ``hostboard``,
   which lives in tools/ and is never frozen)
-- config.json: ``config`` (file, last good copy, safe-mode salvage), ``jsonstrict`` (the strict
-  JSON reader), ``config_schema`` (one table row per key), ``config_checker`` (the checker that
-  reads the table), ``config_secrets`` (what never reaches a log)
+- config.json: ``config`` (file, last good copy, safe-mode salvage; the running gateway lets it
+  go after boot), ``config_result`` (what loading gave), ``jsonstrict`` (the strict JSON reader),
+  ``config_schema`` (one table row per key), ``config_checker`` (the checker that reads the
+  table), ``config_secrets`` (what never reaches a log)
 - metering: ``metering`` (DRDY-paced sampling, period latches, commits, mains loss),
   ``ledger`` (one module's counters, their names and the journal order)
 - the journal: ``store`` (power-cut-proof records on flash), ``layout`` (whose counters are where),
