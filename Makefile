@@ -5,7 +5,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 CACHE := .cache
 MPY32 := $(CACHE)/mpy32/micropython-32-plain
-STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt requirements-run.txt pyproject.toml | cksum | cut -d' ' -f1)
+# `make run` installs only requirements-run.txt (a subset of what `make test` installs).
+RUN_STAMP := $(VENV)/.run-deps-$(shell cat requirements-run.txt | cksum | cut -d' ' -f1)
 
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
@@ -21,7 +23,7 @@ help:
 	@echo "make deploy PORT=/dev/ttyACM0 CONFIG=config.json   the gateway onto a board (mpremote;"
 	@echo "           deploy-mpy: precompiled, deploy-config: the config only)"
 
-$(STAMP): requirements-dev.txt pyproject.toml
+$(STAMP): requirements-dev.txt requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q -r requirements-dev.txt
 	$(VPY) -m pip install -q -e . --no-deps
@@ -29,6 +31,12 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	@touch $@
 
 venv: $(STAMP)
+
+$(RUN_STAMP): requirements-run.txt
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements-run.txt
+	@rm -f $(VENV)/.run-deps-*
+	@touch $@
 
 # umqtt.simple for the tests, `make run` and the unix build: the file our images freeze
 # (micropython-lib at MicroPython v1.25.0's pin), extracted from ../shared/vendor and checked against
@@ -51,8 +59,9 @@ deps: venv umqtt mpy32 stubs
 # The gateway on this PC: real main.py under MicroPython (host profile), its simulated modules in a
 # process of their own, embedded broker, live view; the gateway is restarted when it exits or dies.
 # BROKER=host:port uses another broker; CONFIG=path another config.json; DATA=dir another data
-# folder (default .run).
-run: deps
+# folder (default .run). It installs only what it runs: requirements-run.txt and umqtt (no type
+# checker, stubs, 32-bit interpreter or plotting library; `make test` adds those).
+run: $(RUN_STAMP) umqtt
 	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 # bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.
