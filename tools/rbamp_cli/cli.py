@@ -32,17 +32,16 @@ def _user_errors():
 def main(argv=None, out=None, err=None, session=None):
     """Run one command; return its exit code. ``session`` (tests) replaces the bus the options name,
     so several commands can act on the same simulated modules."""
-    from rbamp_cli.parser import build_parser
+    from rbamp_cli.parser import parse
 
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    debug = getattr(args, "debug", False)
-    output = Output(out, err, as_json=getattr(args, "json", False), progress=getattr(args, "progress", None))
+    debug = args.debug
+    output = Output(out, err, as_json=args.json, progress=getattr(args, "progress", None))
     opened = None
     try:
         if args.needs_bus and session is None:

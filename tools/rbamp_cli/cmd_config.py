@@ -65,7 +65,6 @@ def add_create_options(parser):
     parser.add_argument("--drdy-pin", type=int, metavar="GPIO")
     parser.add_argument("--period", type=int, metavar="S", help="seconds between period latches")
     parser.add_argument("--log-level", metavar="LEVEL")
-    parser.add_argument("--json", action="store_true", help="print the written file (passwords redacted)")
 
 
 def _section(pairs):

@@ -1,60 +1,93 @@
-"""The argument parser: every command, its options and the help text that explains the choices."""
+"""The argument parser: every command, its options and the help text that explains the choices.
+
+The bus options, ``--json`` and ``--debug`` are global: accepted before the command
+(``rbamp --sim UI2 scan``) as well as after it. argparse copies a subcommand's defaults over what
+was parsed before the command, so every global option defaults to "not given" (SUPPRESS) at both
+places, the values before the command land in ``GLOBAL_PREFIX`` names, and ``finish()`` merges
+them: the value after the command wins, ``--sim`` lists add up, the rest gets its default.
+"""
 
 import argparse
 
-from rbamp_cli import cmd_config, cmd_journal, cmd_metering, cmd_module, cmd_setup, values
+from rbamp_cli import cmd_config, cmd_journal, cmd_metering, cmd_module, cmd_reset, cmd_setup, values
 
 DESCRIPTION = "rbamp: talk to rbAmp mains-measurement modules on a Linux I2C bus or on the simulator."
 
 EPILOG = """\
 bus:
   --bus N          /dev/i2c-N through smbus2 (pip install 'rbamp[smbus]'). The bus speed is set by
-                   the kernel / device tree, not by this program: --freq (default 100000) only
-                   feeds the bus-time estimates.
+                   the kernel / device tree, not by this program: --freq (default 50000, the
+                   speed to keep the bus at) only feeds the bus-time estimates.
   --sim SPEC       simulated modules instead of hardware. SPEC is VARIANT@VERSION[:ADDRESS],
                    VARIANT one of UI1 UI2 UI3 I1 I2 I3, VERSION 1.2 or 1.3 (default 1.3);
                    repeat --sim or separate modules with commas; modules without an address take
                    the free ones from 0x50 up: --sim UI2@1.3,UI1@1.2:0x52
   --load LOAD      what the simulated modules measure: constant:W[,W,W] (per channel, negative =
-                   export), household[:SEED[:HOUR]] (the default: a house on ch0 and solar export
-                   on ch1), noisy:SIGMA:W[,W,W]
+                   export), household[:SEED[:HOUR]] (the default: a house on ch1 and solar export
+                   on ch2), noisy:SIGMA:W[,W,W]
   --sim-clock      real (default: the modules run in wall-clock time, for people watching) or
                    virtual (waiting moves simulated time instantly: period --every 60 --count 3
                    finishes at once; watch then needs --count or --duration)
 
+The bus options, --json and --debug go before or after the command: rbamp --sim UI2 scan.
+Channels are numbered ch1, ch2, ch3 as in Home Assistant.
+
 exit codes: 0 ok, 1 runtime error (no module, bus error, bad file...), 2 usage error.
-Errors are one line 'rbamp: error: ...'; --debug shows the traceback instead.
+Errors are one line 'rbamp: error: ...'; --debug shows the traceback instead. 130: Ctrl-C
+before the asked --count was done (watch and period still print their summary).
 
 examples:
   rbamp scan --sim UI2@1.3,UI1@1.2
   rbamp read --sim UI2@1.3 --load constant:1000,-300 --json
   rbamp watch --sim UI2@1.3 --load household --count 50
   rbamp period --sim UI2 --sim-clock virtual --every 60 --count 3
-  rbamp provision --bus 1 --addr 0x50 --class sct013 --ct 0=SCT-013-030 --ct 1=SCT-013-020 --label mains
+  rbamp provision --bus 1 --addr 0x50 --class sct013 --ct 1=SCT-013-030 --ct 2=SCT-013-020 --label mains
   rbamp journal energy.img
+  rbamp reset-totals --broker 192.168.1.10 --device-id house --journal .run/energy.d
   rbamp config create config.json --wifi-ssid home --broker 192.168.1.10 --module 0x50:mains
 """
+
+
+GLOBAL_PREFIX = "before_"
+# the global options and what each is when given nowhere
+GLOBAL_DEFAULTS = {"bus": None, "sim": None, "load": None, "sim_clock": "real", "freq": 50000,
+                   "json": False, "debug": False}
+BUS_OPTIONS = ("bus", "sim", "load", "sim_clock", "freq")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse's own print the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, "rbamp: error: %s (see %s --help)\n" % (message, self.prog))
+
+
+def _add_bus_arguments(group, prefix="", visible=True):
+    def shown(text):
+        return text if visible else argparse.SUPPRESS
+
+    group.add_argument("--bus", dest=prefix + "bus", type=values.bus_number, metavar="N", default=argparse.SUPPRESS,
+                       help=shown("Linux I2C bus number (/dev/i2c-N)"))
+    group.add_argument("--sim", dest=prefix + "sim", type=values.sim_specs, action="append", metavar="SPEC",
+                       default=argparse.SUPPRESS, help=shown("simulated module(s): VARIANT@VERSION[:ADDRESS][,...]"))
+    group.add_argument("--load", dest=prefix + "load", type=values.load_spec, metavar="LOAD", default=argparse.SUPPRESS,
+                       help=shown("simulated load: constant:W[,W,W] | household[:SEED[:HOUR]] | noisy:SIGMA:W[,W,W]"))
+    group.add_argument("--sim-clock", dest=prefix + "sim_clock", choices=("real", "virtual"), default=argparse.SUPPRESS,
+                       help=shown("simulator time: real (default) or virtual (waits take no real time)"))
+    group.add_argument("--freq", dest=prefix + "freq", type=values.frequency, metavar="HZ", default=argparse.SUPPRESS,
+                       help=shown("bus clock for estimates (default 50000, the speed to keep the bus at); "
+                                  "the kernel sets the real speed"))
 
 
 def _bus_options():
     parent = argparse.ArgumentParser(add_help=False)
     # one of --bus / --sim, checked in cli.main (argparse would list a nested exclusive group apart)
-    group = parent.add_argument_group("bus (one of --bus / --sim; see rbamp --help)")
-    group.add_argument("--bus", type=values.bus_number, metavar="N", help="Linux I2C bus number (/dev/i2c-N)")
-    group.add_argument("--sim", type=values.sim_specs, action="append", metavar="SPEC",
-                       help="simulated module(s): VARIANT@VERSION[:ADDRESS][,...]")
-    group.add_argument("--load", type=values.load_spec, metavar="LOAD",
-                       help="simulated load: constant:W[,W,W] | household[:SEED[:HOUR]] | noisy:SIGMA:W[,W,W]")
-    group.add_argument("--sim-clock", choices=("real", "virtual"), default="real",
-                       help="simulator time: real (default) or virtual (waits take no real time)")
-    group.add_argument("--freq", type=values.frequency, default=100000, metavar="HZ",
-                       help="bus clock for estimates (default 100000); the kernel sets the real speed")
+    _add_bus_arguments(parent.add_argument_group("bus (one of --bus / --sim; see rbamp --help)"))
     return parent
 
 
 def _common_options():
     parent = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: a subcommand must not reset a --debug given before it
     parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks instead of one-line errors")
     return parent
@@ -69,7 +102,7 @@ def _addr_option():
 
 def _json_option():
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", help="machine-readable output")
+    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     return parent
 
 
@@ -82,9 +115,13 @@ def _progress_options(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="rbamp", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser = Parser(prog="rbamp", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", dest=GLOBAL_PREFIX + "debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks instead of one-line errors")
+    parser.add_argument("--json", dest=GLOBAL_PREFIX + "json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    _add_bus_arguments(parser, GLOBAL_PREFIX, visible=False)  # explained in the epilog
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     common = _common_options()
@@ -170,6 +207,10 @@ def build_parser():
                          help="show the newest N records (default 20)")
     journal.add_argument("--all", action="store_true", help="show every valid record")
 
+    reset = command("reset-totals", cmd_reset.run_reset_totals, "start a gateway's energy totals from zero",
+                    [common, as_json], cmd_reset.DESCRIPTION)
+    cmd_reset.add_options(reset)
+
     config = commands.add_parser("config", help="create or validate a gateway config.json",
                                  description="create or validate a gateway config.json (the gateway's own rules)")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
@@ -178,9 +219,37 @@ def build_parser():
                                           help="check a config.json exactly as the gateway does")
     validate.add_argument("path", metavar="PATH")
     validate.set_defaults(run=cmd_config.run_validate, needs_bus=False)
-    create = config_commands.add_parser("create", parents=[common], formatter_class=raw,
+    create = config_commands.add_parser("create", parents=[common, as_json], formatter_class=raw,
                                         help="write a valid config.json from options",
                                         description=cmd_config.CREATE_DESCRIPTION)
     cmd_config.add_create_options(create)
     create.set_defaults(run=cmd_config.run_create, needs_bus=False)
     return parser
+
+
+def parse(argv=None):
+    """The parsed command line with every global option merged (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given_before = []
+    for name, default in GLOBAL_DEFAULTS.items():
+        before = getattr(args, GLOBAL_PREFIX + name, None)
+        if hasattr(args, GLOBAL_PREFIX + name):
+            delattr(args, GLOBAL_PREFIX + name)
+            given_before.append(name)
+        after = getattr(args, name, None)
+        if name == "sim":
+            value = (before or []) + (after or []) or None
+        elif hasattr(args, name):
+            value = after
+        elif before is not None:
+            value = before
+        else:
+            value = default
+        setattr(args, name, value)
+    if not args.needs_bus:
+        unused = [name for name in given_before if name in BUS_OPTIONS]
+        if unused:
+            parser.error("%s takes no bus options (%s)" % (
+                args.command, ", ".join("--" + name.replace("_", "-") for name in unused)))
+    return args
