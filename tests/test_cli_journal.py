@@ -59,8 +59,8 @@ def test_text_output_split_per_module(capsys, tmp_path):
     lines = result.out.splitlines()
     assert "3 channel(s), 40 valid record(s), newest #40" in lines[0]
     last = history[-1]
-    assert lines[2].split() == ["0x50", "0", "%.3f" % (last[0] / 1000), "%.3f" % (last[1] / 1000)]
-    assert lines[4].split()[:2] == ["0x51", "0"]
+    assert lines[2].split() == ["0x50", "1", "%.3f" % (last[0] / 1000), "%.3f" % (last[1] / 1000)]
+    assert lines[4].split()[:2] == ["0x51", "1"]
     assert "newest 2 of 40 record(s)" in result.out
     assert result.out.rstrip().splitlines()[-1].split()[0] == "40"
     assert_one_line_error(cli(capsys, "journal", str(path), "--modules", "0x50:2"), 1,
@@ -143,7 +143,7 @@ def test_version_2_names_its_modules_and_lists_records_of_both_versions(capsys, 
                               {"address": "0x52", "channels": 2}]
     assert data["resume"] == bytes(range(30)).hex() and data["reason"] == "layout"
     assert [(t["module"], t["channel"]) for t in data["totals"]] == [
-        ("0x50", 0), ("0x51", 0), ("0x52", 0), ("0x52", 1)]
+        ("0x50", 1), ("0x51", 1), ("0x52", 1), ("0x52", 2)]  # ch1.., as Home Assistant numbers them
     assert [t["import_wh"] for t in data["totals"]] == [totals[0] / 1000, totals[2] / 1000, 0.0, 5.0]
     records = data["records"]
     assert [r["seq"] for r in records] == list(range(1, 73))
@@ -160,8 +160,8 @@ def test_version_2_names_its_modules_and_lists_records_of_both_versions(capsys, 
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert "format version 2, 4 channel(s), 72 valid record(s), newest #72 (layout)" in lines[0]
-    assert lines[2].split() == ["0x50", "0", "%.3f" % (totals[0] / 1000), "%.3f" % (totals[1] / 1000)]
-    assert lines[5].split() == ["0x52", "1", "5.000", "0.000"]
+    assert lines[2].split() == ["0x50", "1", "%.3f" % (totals[0] / 1000), "%.3f" % (totals[1] / 1000)]
+    assert lines[5].split() == ["0x52", "2", "5.000", "0.000"]
     assert result.out.rstrip().splitlines()[-1].split()[:5] == ["72", "2/0", "layout", "40", "0x50:1,0x51:1,0x52:2"]
     # --modules is for records that do not name their modules; a different split is refused.
     assert cli(capsys, "journal", str(path), "--modules", "0x50:1,0x51:1,0x52:2").code == 0

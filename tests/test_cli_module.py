@@ -20,11 +20,12 @@ def test_read_json_matches_the_simulated_load(capsys):
     assert data["address"] == "0x50" and data["variant"] == "UI2" and data["protocol"] == "1.3"
     assert abs(data["voltage"] - 230.0) < 0.01
     assert abs(data["frequency"] - 50.0) < 0.01
+    assert [ch["channel"] for ch in data["channels"]] == [1, 2]  # ch1.., as Home Assistant numbers them
     powers = [ch["power"] for ch in data["channels"]]
     assert abs(powers[0] - 1000.0) < 0.01 and abs(powers[1] + 300.0) < 0.01
     assert abs(data["channels"][0]["current"] - 1000.0 / 230.0) < 0.001
-    # 59 bytes at 9 bits plus start/stop/restart at 100 kHz
-    assert abs(data["bus_time_ms"] - (59 * 9 + 3) / 100.0) < 0.01
+    # 59 bytes at 9 bits plus start/stop/restart at the default 50 kHz (README: keep the bus at 50 kHz)
+    assert abs(data["bus_time_ms"] - (59 * 9 + 3) / 50.0) < 0.01
 
 
 def test_read_text_on_protocol_1_2_and_a_current_only_module(capsys):
@@ -90,7 +91,9 @@ def test_info_reports_identity_and_diagnostics(capsys):
     assert info["sensor_class"] == 0 and info["ct_models"] == [0, 0] and info["label"] == ""
     assert info["reset_cause_name"] == "power-on"
     text = cli(capsys, "info", session=session)
-    assert "sensor class 0 (unset)" in text.out and "CT ch1       none" in text.out
+    assert "sensor class 0 (unset)" in text.out and "CT ch1       none" in text.out and "CT ch2       none" in text.out
+    assert "CT ch0" not in text.out  # channels are ch1.. as in Home Assistant and "CT ch2       none" in text.out
+    assert "CT ch0" not in text.out  # channels are ch1.. as in Home Assistant
 
 
 def test_help_explains_the_bus_choices_and_exit_codes(capsys):
@@ -142,5 +145,36 @@ def test_python_m_rbamp_cli_prints_no_traceback_for_user_mistakes():
     assert missing.stderr.startswith("rbamp: error: no device acknowledges") and missing.stderr.count("\n") == 1
     usage = run_module("read", "--sim", "UI9")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "unknown variant" in usage.stderr
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("rbamp: error: argument --sim")
+    assert usage.stderr.rstrip().endswith("(see rbamp read --help)")
+    before = run_module("--sim", "UI2", *VIRTUAL, "scan")  # the global options before the command
+    assert before.returncode == 0 and "0x50     UI2" in before.stdout, before.stderr
     good = run_module("read", "--sim", "UI2@1.3", *VIRTUAL, "--load", "constant:1200", "--json")
     assert good.returncode == 0 and '"power": 1200.0' in good.stdout
+
+
+def test_global_options_go_before_or_after_the_command(capsys):
+    before = cli(capsys, "--sim", "UI2@1.3", *VIRTUAL, "--json", "--freq", "100000", "read")
+    after = cli(capsys, "read", "--sim", "UI2@1.3", *VIRTUAL, "--json", "--freq", "100000")
+    assert before.code == after.code == 0, before.err
+    assert before.json()["bus_time_ms"] == after.json()["bus_time_ms"] == round((59 * 9 + 3) / 100.0, 2)
+    assert before.json()["channels"][0]["power"] == after.json()["channels"][0]["power"]
+    # given at both places: the value after the command wins, --sim lists add up
+    mixed = cli(capsys, "--freq", "100000", "--sim", "UI2", *VIRTUAL, "--json", "scan", "--sim", "I1:0x52")
+    assert mixed.code == 0, mixed.err
+    assert [m["variant"] for m in mixed.json()["modules"]] == ["UI2", "I1"] and "100000 Hz" in mixed.json()["bus"]
+    wins = cli(capsys, "--freq", "100000", "--sim", "UI2", *VIRTUAL, "--json", "read", "--freq", "50000")
+    assert wins.json()["bus_time_ms"] == round((59 * 9 + 3) / 50.0, 2)
+    assert_one_line_error(cli(capsys, "--sim", "UI2", "journal", "energy.img"), 2, "journal takes no bus options (--sim)")
+    assert_one_line_error(cli(capsys, "--sim", "UI9", "scan"), 2, "unknown variant 'UI9'")
+
+
+def test_usage_errors_are_one_line_naming_the_help_to_read(capsys):
+    for argv, fragment in ((("read", "--sim", "UI2", "--addr"), "expected one argument"),
+                           (("frobnicate",), "invalid choice: 'frobnicate'"),
+                           ((), "required: COMMAND"),
+                           (("period", "--sim", "UI2", "--count", "x"), "argument --count")):
+        result = cli(capsys, *argv)
+        assert result.code == 2 and result.out == "", (argv, result.out)
+        assert result.err.count("\n") == 1 and result.err.startswith("rbamp: error: "), (argv, result.err)
+        assert fragment in result.err and "--help)" in result.err, (argv, result.err)

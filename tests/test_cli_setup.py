@@ -19,7 +19,7 @@ def power_cycle(session):
 def test_provision_is_saved_verified_and_visible_in_info(capsys):
     for spec in ("UI2@1.3", "UI2@1.2"):
         session = session_of(spec)
-        result = cli(capsys, "provision", "--class", "sct013", "--ct", "0=SCT-013-030", "--ct", "1=20A",
+        result = cli(capsys, "provision", "--class", "sct013", "--ct", "1=SCT-013-030", "--ct", "ch2=20A",
                      "--label", "mains", "--json", session=session)
         assert result.code == 0, result.err
         report = result.json()
@@ -30,7 +30,7 @@ def test_provision_is_saved_verified_and_visible_in_info(capsys):
         info = cli(capsys, "info", "--json", session=session).json()
         assert (info["sensor_class"], info["ct_models"], info["label"]) == (1, [3, 6], "mains")
         assert info["ct_model_names"] == ["SCT-013-030", "SCT-013-020"] and info["provisioned"] is True
-        again = cli(capsys, "provision", "--class", "1", "--ct", "0=3", "--ct", "1=6", "--label", "mains",
+        again = cli(capsys, "provision", "--class", "1", "--ct", "1=3", "--ct", "2=6", "--label", "mains",
                     session=session)
         assert again.code == 0 and "already provisioned, nothing written" in again.out
         assert "saved" not in again.out.split("verified")[0]
@@ -47,14 +47,18 @@ def test_provision_one_model_for_every_channel(capsys):
 def test_provision_refuses_bad_input_before_writing_anything(capsys):
     session = session_of("UI2@1.3")
     writes_before = session.sim_modules[0].flash_writes
-    assert_one_line_error(cli(capsys, "provision", "--class", "2", "--ct", "0=3", session=session), 1,
+    assert_one_line_error(cli(capsys, "provision", "--class", "2", "--ct", "1=3", session=session), 1,
                           "CT models apply to sensor class 1", "nothing was written")
-    assert_one_line_error(cli(capsys, "provision", "--ct", "0=3", session=session), 1, "class is 0")
-    assert_one_line_error(cli(capsys, "provision", "--class", "1", "--ct", "2=3", session=session), 1,
-                          "this UI2 has channel(s) 0..1")
-    assert_one_line_error(cli(capsys, "provision", "--class", "1", "--ct", "0=3", "--ct", "0=4", session=session),
-                          2, "two different models")
-    assert_one_line_error(cli(capsys, "provision", "--ct", "0=9", session=session), 2, "CT model '9'")
+    assert_one_line_error(cli(capsys, "provision", "--ct", "1=3", session=session), 1, "class is 0")
+    # channels are numbered ch1.. as in Home Assistant; the range named is the module's own
+    for channel in ("3", "5"):
+        assert_one_line_error(cli(capsys, "provision", "--class", "1", "--ct", channel + "=3", session=session), 1,
+                              "--ct %s=...: this UI2 has ch1..ch2; nothing was written" % channel)
+    assert_one_line_error(cli(capsys, "provision", "--class", "1", "--ct", "0=3", session=session), 2,
+                          "channels are numbered from 1")
+    assert_one_line_error(cli(capsys, "provision", "--class", "1", "--ct", "1=3", "--ct", "1=4", session=session),
+                          2, "ch1 two different models")
+    assert_one_line_error(cli(capsys, "provision", "--ct", "1=9", session=session), 2, "CT model '9'")
     assert_one_line_error(cli(capsys, "provision", "--label", "much-too-long", session=session), 2, "8 printable")
     assert_one_line_error(cli(capsys, "provision", "--class", "7", session=session), 2, "sensor class '7'")
     assert_one_line_error(cli(capsys, "provision", session=session), 2, "nothing to provision")

@@ -169,10 +169,10 @@ def _owners(state, modules):
         raise CliError("--modules describes %d channel(s) but the journal holds %d" % (
             sum(n for _, n in modules), channels))
     if modules is None:
-        return [(None, ch) for ch in range(channels)]
+        return [(None, ch + 1) for ch in range(channels)]  # ch1.. as Home Assistant names them
     owners = []
     for addr, count in modules:
-        owners.extend((hex_addr(addr), ch) for ch in range(count))
+        owners.extend((hex_addr(addr), ch + 1) for ch in range(count))
     return owners
 
 

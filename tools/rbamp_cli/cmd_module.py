@@ -109,7 +109,7 @@ def run_info(args, out, session):
     out.line("label        %s" % (repr(info["label"]) if info["label"] else "(none)"))
     out.line("sensor class %d (%s)" % (sensor_class, info["sensor_class_name"]))
     for ch, code in enumerate(ct_models):
-        out.line("CT ch%d       %s" % (ch, ct_text(code)))
+        out.line("CT ch%d       %s" % (ch + 1, ct_text(code)))
     out.line("provisioned  %s%s" % ("yes" if info["provisioned"] else "no",
                                     " (module flash is blank)" if dev.flash_blank else ""))
     out.line("uptime       %d s (last reset: %s)" % (info["uptime_s"], info["reset_cause_name"]))
@@ -128,7 +128,7 @@ def run_read(args, out, session):
     channels = []
     for ch in range(dev.channels):
         channels.append({
-            "channel": ch,
+            "channel": ch + 1,  # ch1.. as Home Assistant names them
             "current": rounded(snap.current[ch]),
             "current_peak": rounded(snap.current_peak[ch]),
             "power": rounded(snap.power[ch], 2),

@@ -17,23 +17,28 @@ def _settings(dev):
             "label": dev.read_label()}
 
 
+def channel_range(dev):
+    return "ch1" if dev.channels == 1 else "ch1..ch%d" % dev.channels
+
+
 def _wanted_ct(dev, bindings):
-    """{channel: code} from ``--ct`` values; a bare MODEL applies to every channel."""
+    """{channel index: code} from ``--ct`` values (numbered from 1); a bare MODEL applies to every
+    channel."""
     wanted = {}
     for channel, code in bindings:
-        targets = range(dev.channels) if channel is None else [channel]
+        targets = range(dev.channels) if channel is None else [channel - 1]
         for ch in targets:
             if ch >= dev.channels:
-                raise CliError("--ct %d=...: this %s has channel(s) 0..%d; nothing was written" % (
-                    ch, dev.variant, dev.channels - 1))
+                raise CliError("--ct %d=...: this %s has %s; nothing was written" % (
+                    ch + 1, dev.variant, channel_range(dev)))
             if wanted.get(ch, code) != code:
-                raise UsageError("--ct gives channel %d two different models" % ch)
+                raise UsageError("--ct gives ch%d two different models" % (ch + 1))
             wanted[ch] = code
     return wanted
 
 
 def _describe(settings):
-    cts = ", ".join("ch%d %s" % (ch, ct_text(code)) for ch, code in enumerate(settings["ct_models"]))
+    cts = ", ".join("ch%d %s" % (ch + 1, ct_text(code)) for ch, code in enumerate(settings["ct_models"]))
     return "class %d (%s); CT %s; label %r" % (settings["sensor_class"],
                                               SENSOR_CLASS_TEXT.get(settings["sensor_class"], "?"), cts,
                                               settings["label"])
@@ -58,7 +63,7 @@ def run_provision(args, out, session):
     for ch in sorted(wanted_ct):
         old = dev.read_ct_model_ch(ch)  # a class change clears the bindings: compare with now
         if dev.set_ct_model_ch(ch, wanted_ct[ch]):
-            changes.append("CT ch%d %s -> %s" % (ch, ct_text(old), ct_text(wanted_ct[ch])))
+            changes.append("CT ch%d %s -> %s" % (ch + 1, ct_text(old), ct_text(wanted_ct[ch])))
     if args.label is not None and dev.set_label(args.label):
         changes.append("label %r -> %r" % (before["label"], args.label))
     saved = dev.save_user_config()
@@ -69,7 +74,7 @@ def run_provision(args, out, session):
         mismatches.append("sensor class reads %d" % after["sensor_class"])
     for ch in sorted(wanted_ct):
         if after["ct_models"][ch] != wanted_ct[ch]:
-            mismatches.append("CT ch%d reads %s" % (ch, ct_text(after["ct_models"][ch])))
+            mismatches.append("CT ch%d reads %s" % (ch + 1, ct_text(after["ct_models"][ch])))
     if args.label is not None and after["label"] != args.label:
         mismatches.append("label reads %r" % after["label"])
     if mismatches:

@@ -186,7 +186,9 @@ def build_parser():
     provision.add_argument("--class", dest="sensor_class", type=values.sensor_class, metavar="CLASS",
                            help="sensor class: 0/unset, 1/sct013, 2/wired, 3/builtin")
     provision.add_argument("--ct", dest="ct", type=values.ct_binding, action="append", default=[],
-                           metavar="CH=MODEL", help="CT model for a channel (repeatable); MODEL alone: every channel")
+                           metavar="CH=MODEL",
+                           help="CT model for a channel, ch1.. as in Home Assistant: 1=SCT-013-030 (repeatable); "
+                                "MODEL alone: every channel")
     provision.add_argument("--label", type=values.label, metavar="TEXT", help="label, up to 8 ASCII characters")
 
     set_address = command("set-address", cmd_setup.run_set_address, "move a module to another I2C address",

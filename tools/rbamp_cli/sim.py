@@ -49,7 +49,7 @@ def describe_load(spec):
         return "constant %s W" % ", ".join("%g" % p for p in spec.powers)
     if spec.kind == "noisy":
         return "%s W with %g W noise" % (", ".join("%g" % p for p in spec.powers), spec.sigma)
-    return "household (seed %d, from %g h; solar export on ch1)" % (spec.seed, spec.start_hour)
+    return "household (seed %d, from %g h; solar export on ch2)" % (spec.seed, spec.start_hour)
 
 
 def build(spec_lists, load, freq, clock_kind):

@@ -124,7 +124,7 @@ def _watts_list(text, spec):
 
 def load_spec(text):
     """``constant:W[,W,W]`` (per channel; negative is export; missing channels 0 W),
-    ``household[:SEED[:START_HOUR]]`` (house on ch0, solar export on ch1),
+    ``household[:SEED[:START_HOUR]]`` (house on ch1, solar export on ch2),
     ``noisy:SIGMA:W[,W,W]`` (constant plus Gaussian noise of SIGMA W per 200 ms window)."""
     kind, _, rest = text.partition(":")
     kind = kind.lower()
@@ -190,16 +190,19 @@ def ct_model(text):
 
 
 def ct_binding(text):
-    """``CH=MODEL`` binds one channel; a bare ``MODEL`` binds every channel (channel None)."""
+    """``CH=MODEL`` binds one channel, numbered from 1 as Home Assistant names them (``ch2=`` is
+    ``2=``); a bare ``MODEL`` binds every channel (channel None). Whether the module has that
+    channel is checked against the module itself."""
     channel_text, sep, model_text = text.partition("=")
     if not sep:
         return (None, ct_model(text))
-    try:
-        channel = int(channel_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r: write CH=MODEL, e.g. 0=SCT-013-030 or 1=3" % text)
-    if not 0 <= channel <= 2:
-        raise argparse.ArgumentTypeError("%r: channels are 0..2" % text)
+    digits = channel_text.strip().lower().removeprefix("ch")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError("%r: write CH=MODEL, e.g. 1=SCT-013-030 or 2=3" % text)
+    channel = int(digits)
+    if channel < 1:
+        raise argparse.ArgumentTypeError("%r: channels are numbered from 1 (ch1, ch2, ch3, as in Home "
+                                         "Assistant)" % text)
     return (channel, ct_model(model_text))
 
 
