@@ -92,6 +92,12 @@ class HostBoard(Board):
     def network_ok(self):
         return True
 
+    def wifi_rssi(self):
+        return None  # the PC's own network: no Wi-Fi signal of ours to report
+
+    def ip_address(self):
+        return None  # not known to MicroPython's unix port without a connection to look at
+
     def watchdog(self, timeout_ms):
         return None
 

@@ -19,6 +19,7 @@ WATCHDOG_MS = 8000
 STALL_MS = 5000  # the watchdog is fed only while samples keep coming
 HEALTH_FIRST_MS = 30000
 HEALTH_EVERY_MS = 600000
+ANNOUNCED_TOPICS = "discovery_topics"  # the Home Assistant configs announced (gateway.discovery)
 
 
 class Gateway:
@@ -81,7 +82,8 @@ class Gateway:
             elif self.metering is not None and self.metering.journal_hold is None:
                 self.metering.maybe_commit(REASON_LAYOUT)
         if self.link is not None and self.config["homeassistant"]["discovery"]:
-            self.link.set_discovery(self._discovery)  # a module seen for the first time gets its sensors
+            # a module seen for the first time gets its sensors
+            self.link.set_discovery(self._discovery, self._discovery_published)
 
     def _open_journal(self):
         """The journal and its newest record (None: empty). A newer format is left untouched (the
@@ -151,8 +153,11 @@ class Gateway:
         from gateway import payloads
 
         metering = self.metering
+        board = self.board
         return payloads.state(metering.modules, self.uptime_ms, heap_used(), metering.samples,
-                              metering.periods, self.config_result.safe_mode, self.config_result.error)
+                              metering.periods, self.config_result.safe_mode, self.config_result.error,
+                              VERSION, board.wifi_rssi(), board.ip_address(),
+                              payloads.journal_health(metering))
 
     def totals_payload(self):
         from gateway import payloads
@@ -386,26 +391,33 @@ class Gateway:
         ha = cfg["homeassistant"]
         if ha["discovery"]:
             link.set_ha_prefix(ha["prefix"])
-            link.set_discovery(self._discovery)  # built when published, not held in RAM
+            link.set_discovery(self._discovery, self._discovery_published)  # built when published
         for module in modules:
             link.set_module_available(module.key, module.ready)
         return link
 
     def _discovery(self):
-        """Discovery of the modules begun since boot. A module that has not answered yet keeps
-        the sensors an earlier boot announced (retained); they show unavailable until it does."""
-        from gateway.discovery import discovery_messages
+        """Discovery of the modules begun since boot, and the removal of configs announced before
+        that no longer exist. A module that has not answered yet keeps the sensors an earlier boot
+        announced (retained); they show unavailable until it does."""
+        from gateway.discovery import AnnouncedConfigs, discovery_messages, kept_topics
 
         infos = []
         for module in self.metering.modules:
-            if module.begun:
-                dev = module.dev
-                infos.append({"address": module.address, "label": module.label, "variant": dev.variant,
-                              "channels": module.channels, "has_voltage": dev.has_voltage,
-                              "fw_version": dev.version})
+            dev = module.dev
+            infos.append({"address": module.address, "label": module.label, "begun": module.begun,
+                          "variant": dev.variant, "channels": module.channels,
+                          "has_voltage": dev.has_voltage, "fw_version": dev.version})
         origin = {"name": "rbamp-gateway", "sw_version": VERSION}
-        return discovery_messages(self.config["homeassistant"]["prefix"], self.config["mqtt"]["base_topic"],
-                                  self.device_id, infos, origin)
+        prefix = self.config["homeassistant"]["prefix"]
+        messages = discovery_messages(prefix, self.config["mqtt"]["base_topic"], self.device_id, infos, origin)
+        announced = AnnouncedConfigs(self.board.path(ANNOUNCED_TOPICS), self.log)
+        return announced.with_removals(messages, kept_topics(prefix, self.device_id, infos))
+
+    def _discovery_published(self, messages):
+        from gateway.discovery import AnnouncedConfigs
+
+        AnnouncedConfigs(self.board.path(ANNOUNCED_TOPICS), self.log).published(messages)
 
     def shutdown(self):
         """Orderly stop: commit what changed. (The link's offline message is sent by stop().)"""

@@ -160,6 +160,26 @@ class Board:
 
         return network.WLAN(network.STA_IF).isconnected()
 
+    def _station(self):
+        """The Wi-Fi station interface while it is connected, else None. Never touched after the
+        chip failed to start (a second start can block the whole CPU on the Pico W)."""
+        if self.radio_failed:
+            return None
+        import network
+
+        wlan = network.WLAN(network.STA_IF)
+        return wlan if wlan.isconnected() else None
+
+    def wifi_rssi(self):
+        """The Wi-Fi signal in dBm while connected, else None (a diagnostic: unknown is fine)."""
+        wlan = self._station()
+        return None if wlan is None else wlan.status("rssi")
+
+    def ip_address(self):
+        """The board's IPv4 address while connected, else None."""
+        wlan = self._station()
+        return None if wlan is None else wlan.ifconfig()[0]
+
     def watchdog(self, timeout_ms):
         from machine import WDT
 

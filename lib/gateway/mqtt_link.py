@@ -11,7 +11,8 @@
 
 ``cfg["mqtt"]`` is the section gateway.config validated (every key present, port resolved); it is
 not checked again here. Topics and payload shapes: gateway.payloads. Besides them, the Home
-Assistant discovery messages (retained, QoS mqtt.qos) and a subscription to ``<ha prefix>/status``:
+Assistant discovery messages (retained, QoS mqtt.qos; an empty one removes an entity's config,
+and the caller hears when a round went out) and a subscription to ``<ha prefix>/status``:
 when Home Assistant announces "online" (its birth message after a restart) the discovery messages
 and "online" are published again.
 
@@ -343,6 +344,7 @@ class MqttLink:
         self._totals = None
         self._last_totals = None
         self._discovery = []
+        self._discovery_published = None
         self._discovery_due = False
         self._module_status = {}   # module key -> ONLINE/OFFLINE, kept for every session
         self._module_status_due = {}
@@ -425,15 +427,19 @@ class MqttLink:
     def module_availability_topic(self, key):
         return self.topic(payloads.module_availability(key))
 
-    def set_discovery(self, messages):
-        """The retained discovery messages, (topic, payload) pairs. ``messages`` may also be a
-        function returning them: then they are built each time they are published (on connect
-        and on Home Assistant's birth) instead of being held in RAM (~10 KB for one module)."""
+    def set_discovery(self, messages, published=None):
+        """The retained discovery messages, (topic, payload) pairs; an empty payload removes a
+        config. ``messages`` may also be a function returning them: then they are built each
+        time they are published (on connect and on Home Assistant's birth) instead of being held
+        in RAM (~10 KB for one module). ``published(pairs)``, if given, is called with the
+        (topic, payload) bytes pairs after every round that published all of them (each
+        acknowledged at QoS 1), e.g. to forget configs whose removal went out."""
         if callable(messages):
             _encode_discovery(messages())  # a builder that fails does so now, not at the next connect
             self._discovery = messages
         else:
             self._discovery = _encode_discovery(messages)
+        self._discovery_published = published
         self._discovery_due = True
         self._wake.set()
 
@@ -578,6 +584,8 @@ class MqttLink:
                 messages = _encode_discovery(messages())
             for topic, payload in messages:
                 await self._publish(topic, payload, True, self.qos)
+            if self._discovery_published is not None:
+                self._discovery_published(messages)
             return True
         if self._module_status_due:
             for key in list(self._module_status_due):

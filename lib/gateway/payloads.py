@@ -29,10 +29,14 @@ state::
                           "reactive_power": [12.0], # var
                           "error": "..."}},         # only when something failed
      "uptime_ms": .., "samples": .., "periods": .., "heap_used": .., "safe_mode": false,
-     "config_error": null}
+     "config_error": null,                          # the config problem's text, or null
+     "firmware": "0.1.0", "wifi_rssi": -61,         # dBm, null when unknown (the PC)
+     "ip": "192.168.1.20",                          # null when unknown
+     "journal": "ok"}                               # "ok", "held", "no journal", "commit errors"
 
     A module whose values could not be read leaves them out; Home Assistant then shows its
-    sensors as unknown (discovery's templates default to none).
+    sensors as unknown (discovery's templates default to none). No value is ever a negative
+    zero: a power of -0.04 W rounds to 0.0, not -0.0.
 
 totals::
 
@@ -66,6 +70,20 @@ CURRENT = "current"
 POWER = "power"
 POWER_FACTOR = "power_factor"
 REACTIVE_POWER = "reactive_power"
+
+# gateway diagnostics in the state payload
+UPTIME_MS = "uptime_ms"
+SAFE_MODE = "safe_mode"
+CONFIG_ERROR = "config_error"
+FIRMWARE = "firmware"
+WIFI_RSSI = "wifi_rssi"
+IP = "ip"
+JOURNAL = "journal"
+# the journal's health, the value of JOURNAL
+JOURNAL_OK = "ok"
+JOURNAL_HELD = "held"  # commits wait: its layout is not settled, or config.json is not in use
+JOURNAL_NONE = "no journal"  # none could be opened: totals are not kept
+JOURNAL_FAILING = "commit errors"  # a commit failed since boot (the log says why)
 
 # totals and period keys
 IMPORT_WH = "import_wh"
@@ -111,36 +129,57 @@ def ha_status_topic(ha_prefix):
     return ha_prefix + "/status"
 
 
-def discovery_topic(ha_prefix, node_id, object_id):
-    return "%s/sensor/%s/%s/config" % (ha_prefix, node_id, object_id)
+def discovery_topic(ha_prefix, node_id, object_id, component="sensor"):
+    """``<prefix>/<component>/<node id>/<object id>/config``: where Home Assistant looks."""
+    return "%s/%s/%s/%s/config" % (ha_prefix, component, node_id, object_id)
 
 
 # ---------------------------------------------------------------------- builders
 
-def state(modules, uptime_ms, heap_used, samples, periods, safe_mode, config_error):
+def rounded(value, digits):
+    """round() without a negative zero: -0.04 rounds to 0.0, which subscribers show as 0, not
+    "-0" (adding 0.0 turns -0.0 into 0.0 and leaves every other value as it is)."""
+    return round(value, digits) + 0.0
+
+
+def state(modules, uptime_ms, heap_used, samples, periods, safe_mode, config_error, firmware=None,
+          wifi_rssi=None, ip=None, journal=None):
     """The live state of metering's modules (``MeteredModule``: snapshot, reactive_power,
-    frequency and live_error as Metering.read_live() left them). No bus access."""
+    frequency and live_error as Metering.read_live() left them) and the gateway's diagnostics.
+    No bus access."""
     out = {}
     for module in modules:
         entry = {STATUS: module.status}
         snap = module.snapshot
         if snap is not None and module.ready:
             channels = module.channels
-            entry[VOLTAGE] = round(snap.voltage, 1)
-            entry[CURRENT] = [round(snap.current[ch], 3) for ch in range(channels)]
-            entry[POWER] = [round(snap.power[ch], 1) for ch in range(channels)]
-            entry[POWER_FACTOR] = [round(snap.power_factor[ch], 3) for ch in range(channels)]
+            entry[VOLTAGE] = rounded(snap.voltage, 1)
+            entry[CURRENT] = [rounded(snap.current[ch], 3) for ch in range(channels)]
+            entry[POWER] = [rounded(snap.power[ch], 1) for ch in range(channels)]
+            entry[POWER_FACTOR] = [rounded(snap.power_factor[ch], 3) for ch in range(channels)]
             reactive = module.reactive_power
             if module.live_error is not None:
                 entry[ERROR] = module.live_error
             elif reactive is not None:  # None until the first read_live() after the module began
-                entry[REACTIVE_POWER] = [round(reactive[ch], 1) for ch in range(channels)]
-                entry[FREQUENCY] = round(module.frequency, 2)
+                entry[REACTIVE_POWER] = [rounded(reactive[ch], 1) for ch in range(channels)]
+                entry[FREQUENCY] = rounded(module.frequency, 2)
         elif module.error:
             entry[ERROR] = module.error
         out[module.key] = entry
-    return {MODULES: out, "uptime_ms": uptime_ms, "heap_used": heap_used, "samples": samples,
-            "periods": periods, "safe_mode": safe_mode, "config_error": config_error}
+    return {MODULES: out, UPTIME_MS: uptime_ms, "heap_used": heap_used, "samples": samples,
+            "periods": periods, SAFE_MODE: safe_mode, CONFIG_ERROR: config_error, FIRMWARE: firmware,
+            WIFI_RSSI: wifi_rssi, IP: ip, JOURNAL: journal}
+
+
+def journal_health(metering):
+    """The JOURNAL value for metering's journal (its store, journal_hold and commit_errors)."""
+    if metering.store is None:
+        return JOURNAL_NONE
+    if metering.journal_hold is not None:
+        return JOURNAL_HELD
+    if metering.commit_errors:
+        return JOURNAL_FAILING
+    return JOURNAL_OK
 
 
 def energy_wh(ledger, channels):
@@ -156,7 +195,17 @@ def add_energy(entry, ledger, channels):
 
 
 def period_record(seq, modules):
-    """A period record: ``modules`` maps module keys to their entries (VALID, AVG_P, ...)."""
+    """A period record: ``modules`` maps module keys to their entries (VALID, AVG_P, ...). A
+    negative zero in an entry's numbers (an average of -0.001 W rounded) becomes 0.0."""
+    for entry in modules.values():
+        for key in list(entry):
+            value = entry[key]
+            if isinstance(value, float):
+                entry[key] = value + 0.0
+            elif isinstance(value, list):
+                for i in range(len(value)):
+                    if isinstance(value[i], float):
+                        value[i] = value[i] + 0.0
     return {SEQ: seq, MODULES: modules}
 
 
