@@ -16,10 +16,106 @@ def test_make_run_shows_what_a_subscriber_receives_and_stops_cleanly(tmp_path):
                          stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     screens = out.stdout
-    assert "availability           online" in screens
-    assert '"status": "ok"' in screens and "totals" in screens, screens[-3000:]
+    assert "device    rbamp-host  online  uptime" in screens
+    assert "module 0x50 (house)  online  status ok" in screens, screens[-3000:]
     assert "INFO stopping" in screens and "gateway exited with 0" in screens
     assert os.path.exists(tmp_path / "run" / "energy.d" / "0" / "b")
+
+
+def _last_screen(output):
+    screens = output.split("rbAmp gateway on this PC (host profile)")
+    assert len(screens) > 1, output[-3000:]
+    return screens[-1]
+
+
+def _discovery_shown(lines):
+    """The discovery topics the view lists: a count, then per topic head the object ids."""
+    start = [i for i, ln in enumerate(lines) if ln.startswith("Home Assistant discovery: ")]
+    assert start, lines
+    count = int(lines[start[0]].split()[3])
+    topics, head = set(), None
+    for line in lines[start[0] + 1:]:
+        if line.startswith("  ") and line.endswith("/<id>/config, <id> in:"):
+            head = line.split()[0][:-len("/<id>/config,")]
+        elif line.startswith("    ") and head is not None:
+            topics.update("%s/%s/config" % (head, object_id) for object_id in line.split())
+        else:
+            break
+    assert len(topics) == count, lines
+    return topics
+
+
+def _retained_discovery(port, node):
+    """The discovery configs the broker holds for ``node``, as any subscriber gets them: a message
+    published after subscribing arrives after every retained one of that subscription."""
+    from support_e2e import Watcher
+
+    pattern = "homeassistant/+/%s/+/config" % node
+    end = "homeassistant/sensor/%s/end-of-retained/config" % node
+    watcher = Watcher(port, topics=(pattern,), client_id="discovery-reader")
+    try:
+        watcher.client.publish(end, b"", qos=1).wait_for_publish(10)
+        watcher.wait_for(lambda: watcher.on(end), 20, "the end of the retained configs")
+        return {m[0] for m in watcher.messages if m[2] and m[1]}
+    finally:
+        watcher.stop()
+
+
+def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
+    """CONFIG and BROKER given: the broker holds another gateway's retained values and discovery
+    (as a shared broker does); the view shows none of them, only this device: U, f, a row per
+    channel, the latest periods, the broker with a ready mosquitto_sub line, the discovery topics.
+    The gateway's config.json is CONFIG with only mqtt.host and mqtt.port replaced."""
+    import paho.mqtt.client as mqtt
+
+    other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="other-gateway")
+    other.connect("127.0.0.1", broker.port, 30)
+    other.loop_start()
+    for topic, payload in (("rbamp/other-gw/state", {"modules": {"0x50": {"status": "ok", "voltage": 987.6}}}),
+                           ("rbamp/other-gw/totals", {"0x50": {"import_wh": [424242.5], "export_wh": [0.0]}}),
+                           ("homeassistant/sensor/other-gw/50_voltage/config", {"name": "other"})):
+        other.publish(topic, json.dumps(payload), qos=1, retain=True).wait_for_publish(10)
+    other.loop_stop()
+    other.disconnect()
+    config = {"device_id": "view-gw", "mqtt": {"host": "192.0.2.1", "port": 1, "base_topic": "rbamp"},
+              "modules": [{"address": 80, "label": "house"}], "period_s": 2,
+              "publish": {"interval_s": 1, "power_change_w": 50}, "ntp": {"enabled": False}}
+    (tmp_path / "mine.json").write_text(json.dumps(config))
+    data = tmp_path / "run"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_host.py"), "--duration", "12",
+                          "--broker", "127.0.0.1:%d" % broker.port, "--config", str(tmp_path / "mine.json"),
+                          "--data", str(data)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "other-gw" not in out.stdout and "987.6" not in out.stdout and "424242" not in out.stdout
+    screen = _last_screen(out.stdout)
+    lines = screen.splitlines()
+    assert "device    view-gw  online  uptime" in screen, screen
+    assert "broker    127.0.0.1:%d" % broker.port in screen
+    assert ("mosquitto_sub -h 127.0.0.1 -p %d -v -t 'rbamp/view-gw/#' -t 'homeassistant/+/view-gw/+/config'"
+            % broker.port) in screen
+    assert "web page  no web page yet" in screen
+    module = [ln for ln in lines if ln.startswith("module 0x50 (house)")]
+    assert module, screen
+    voltage = float(module[0].split(" U ")[1].split()[0])
+    frequency = float(module[0].split(" f ")[1].split()[0])
+    assert 200 < voltage < 260 and 49 < frequency < 51, module  # the simulator's mains
+    assert [ln.split() for ln in lines if ln.strip().startswith("channel")] == [
+        ["channel", "I", "(A)", "P", "(W)", "PF", "import", "(Wh)", "export", "(Wh)"]]
+    rows = [ln.split() for ln in lines if ln.strip().startswith("ch") and not ln.strip().startswith("channel")]
+    assert [row[0] for row in rows] == ["ch1", "ch2"], screen  # the simulated UI2 has two channels
+    for row in rows:
+        current, power, power_factor, imported, exported = (float(v) for v in row[1:])
+        assert current >= 0 and -1 <= power_factor <= 1 and imported >= 0 and exported >= 0, row
+    assert float(rows[0][4]) > 0, rows  # the house load has been metered
+    periods = lines[lines.index("latest periods") + 2:]
+    assert periods and periods[0].split()[2] == "0x50" and periods[0].split()[3] == "yes", screen
+    shown = _discovery_shown(lines)
+    assert shown == _retained_discovery(broker.port, "view-gw"), screen
+    assert "homeassistant/sensor/view-gw/50_import_wh_1/config" in shown
+
+    written = json.loads((data / "config.json").read_text())
+    config["mqtt"].update(host="127.0.0.1", port=broker.port)
+    assert written == config  # nothing else rewritten, no defaults filled in
 
 
 def _descendants(pid):
