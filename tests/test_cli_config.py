@@ -63,13 +63,15 @@ def test_create_refuses_what_the_gateway_would_refuse(capsys, tmp_path, monkeypa
                           "i2c.freq", "400 kHz")
     assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--module", "0x50:x:9"), 2,
                           "sensor class '9'")
+    assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--module",
+                              "0x50:ok:sct013:3,6,1,2"), 2, "4 CT models given", "at most 3 channels")
     assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--mqtt-password", "pw-secret"),
                           1, "mqtt.password:", "only sent together with a user name")
     assert_one_line_error(cli(capsys, "config", "create", str(path), "--broker", "h", "--wifi-ssid", "home",
                               "--wifi-password", "short"), 1, "wifi.password:", "64 hex digits")
     assert not path.exists()
     monkeypatch.setenv("RBAMP_MQTT_PASSWORD", "from-the-environment")
-    result = cli(capsys, "config", "create", str(path), "--broker", "h", "--mqtt-user", "u", "--json")
+    result = cli(capsys, "--json", "config", "create", str(path), "--broker", "h", "--mqtt-user", "u")
     assert result.code == 0 and result.json()["mqtt"]["password"] == "***"
     assert parse_config(path.read_text())["mqtt"]["password"] == "from-the-environment"
 

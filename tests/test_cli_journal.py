@@ -214,3 +214,23 @@ def test_the_block_files_folder_of_a_stock_board_reads_like_the_image(capsys, tm
     empty = tmp_path / "empty.d"
     empty.mkdir()
     assert_one_line_error(cli(capsys, "journal", str(empty)), 1, "without journal block files")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
+    # rbamp journal IMAGE | head -1: the pipe's reader is gone before the first line is written
+    import os
+    import subprocess
+    import sys
+
+    from support_cli import ROOT
+
+    path, _, _ = norflash_image(tmp_path, commits=40)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools")]))
+    try:
+        child = subprocess.run([sys.executable, "-m", "rbamp_cli", "journal", str(path), "--all"], stdout=write_end,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert child.returncode == 141 and child.stderr == b"", (child.returncode, child.stderr)  # 128 + SIGPIPE

@@ -117,6 +117,22 @@ def test_fleet_latches_every_module_and_sums_them(capsys):
     assert text.code == 0 and "fleet: 0x50 UI2, 0x51 UI1" in text.out and "power now 1000.0 W" in text.out
 
 
+def test_fleet_total_and_the_truth_count_from_the_same_latch(capsys):
+    # The truth was taken after the scan and after each read, the energy counted from each
+    # module's own first latch: a constant 0.2 Wh apart at 4 kW. Both now count from the
+    # fleet's first latch; on window edges (10 s periods) they agree to float32 rounding.
+    for general_call in (False, True):
+        session = session_of("UI2@1.3,UI1@1.2,UI3@1.3", "household:1:7")
+        argv = ["fleet", "--every", "10", "--count", "4", "--json"] + (["--general-call"] if general_call else [])
+        result = cli(capsys, *argv, session=session)
+        assert result.code == 0, result.err
+        for r in result.records():
+            assert r["total_energy_wh"] > 10 * r["latch"]  # several kW: a window is about 0.2 Wh
+            assert abs(r["total_energy_wh"] - r["sim_truth_energy_wh"]) < 0.005, r
+            for entry in r["modules"].values():
+                assert abs(sum(entry["total_wh"]) - sum(entry["sim_truth_wh"])) < 0.003, r
+
+
 class InterruptingClock(VirtualClock):
     """A virtual clock whose sleeper gets Ctrl-C once ``after_ms`` of virtual time have passed."""
 
@@ -149,5 +165,17 @@ def test_ctrl_c_ends_watch_with_a_summary_and_interrupts_period(capsys):
     assert close(float(found.group(3)), 360 * seconds / 3600, 1e-3)
     truth = re.search(r"simulator truth: import ([0-9.]+),", lines[-1])
     assert close(float(found.group(2)), float(truth.group(1)), 1e-3)
-    stopped = cli(capsys, "period", "--every", "60", "--count", "2", session=interrupted_session(30000))
-    assert stopped.code == 130 and stopped.err == "rbamp: interrupted\n" and stopped.out == ""
+    # Ctrl-C in the third of four periods: the two latched ones make the summary, exit code 130
+    stopped = cli(capsys, "period", "--every", "60", "--count", "4", session=interrupted_session(150000))
+    assert stopped.code == 130 and stopped.err == "", stopped.err
+    lines = stopped.out.splitlines()
+    assert [line.split()[1] for line in lines[:2]] == ["1/4", "2/4"] and len(lines) == 4
+    found = re.search(r"^interrupted after 2 of 4: 2 period\(s\), 0 stale: consumption ([0-9.]+), 0.0000 Wh$", lines[2])
+    assert found and close(float(found.group(1)), 720 * 120 / 3600, 1e-3), lines[2]
+    truth = re.search(r"^simulator truth: consumption ([0-9.]+), 0.0000 Wh$", lines[3])
+    assert close(float(truth.group(1)), float(found.group(1)), 1e-3)  # up to the last latch, not to Ctrl-C
+    as_json = cli(capsys, "period", "--every", "60", "--count", "4", "--json", session=interrupted_session(150000))
+    summary = as_json.records()[-1]["summary"]
+    assert as_json.code == 130 and summary["interrupted"] is True and (summary["periods"], summary["of"]) == (2, 4)
+    early = cli(capsys, "period", "--every", "60", "--count", "2", session=interrupted_session(30000))
+    assert early.code == 130 and early.out.startswith("interrupted after 0 of 2: 0 period(s)")

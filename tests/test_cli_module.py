@@ -142,7 +142,8 @@ def test_debug_shows_the_traceback_instead(capsys):
 def test_python_m_rbamp_cli_prints_no_traceback_for_user_mistakes():
     missing = run_module("info", "--sim", "UI2@1.3", *VIRTUAL, "--addr", "0x44")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert missing.stderr.startswith("rbamp: error: no device acknowledges") and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("rbamp: error: module 0x44: no device acknowledges")
+    assert missing.stderr.rstrip().endswith("(bus scan: 0x50)") and missing.stderr.count("\n") == 1
     usage = run_module("read", "--sim", "UI9")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "unknown variant" in usage.stderr
     assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("rbamp: error: argument --sim")

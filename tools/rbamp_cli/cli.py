@@ -1,5 +1,7 @@
 """Entry point: parse, open the bus, run one command, turn errors into one line and an exit code."""
 
+import os
+import re
 import sys
 
 from rbamp_cli.errors import CliError, UsageError
@@ -9,6 +11,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program that SIGPIPE ended
+# where the driver names the module in an RbAmpError's text: " (module 0x60)" at its end
+_MODULE_SUFFIX = re.compile(r" \((module 0x[0-9A-F]{2}(, register 0x[0-9A-F]{2})?)\)$")
 
 
 def _message(exc):
@@ -17,9 +22,25 @@ def _message(exc):
         text = exc.strerror
         if exc.filename:
             text = "%s: %s" % (exc.filename, text)
+        found = _MODULE_SUFFIX.search(text)
+        if found:  # the module first: the text itself may end in parentheses of its own
+            text = "%s: %s" % (found.group(1), text[:found.start()])
         return text
     text = str(exc)
     return text if text else type(exc).__name__
+
+
+def _quiet_stdout(out):
+    """The reader went away (``rbamp journal X | head -1``): end quietly as other tools do.
+    Python flushes stdout once more at exit, which would complain again, so it goes to devnull."""
+    if out is not sys.stdout:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # no file descriptor behind stdout (embedded use): nothing will flush to a pipe
 
 
 def _user_errors():
@@ -55,6 +76,9 @@ def main(argv=None, out=None, err=None, session=None):
 
             opened = session = buses.open_session(args)
         return args.run(args, output, session) or EXIT_OK
+    except BrokenPipeError:
+        _quiet_stdout(out)
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         output.end_progress()
         err.write("rbamp: interrupted\n")

@@ -32,7 +32,11 @@ def module_entry(text):
     if len(parts) > 2 and parts[2]:
         entry["sensor_class"] = values.sensor_class(parts[2])
     if len(parts) > 3 and parts[3]:
-        entry["ct_models"] = [values.ct_model(code) for code in parts[3].split(",")]
+        codes = parts[3].split(",")
+        if len(codes) > 3:
+            raise argparse.ArgumentTypeError("%r: %d CT models given, but a module has at most 3 channels "
+                                             "(one model per channel, ch1 first)" % (text, len(codes)))
+        entry["ct_models"] = [values.ct_model(code) for code in codes]
     return entry
 
 

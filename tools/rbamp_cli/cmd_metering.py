@@ -8,8 +8,11 @@ the start, so the time spent on the bus does not stretch the periods.
 from rbamp_cli.errors import CliError, UsageError
 from rbamp_cli.output import hex_addr, numbers, progress_bar, rounded
 
+EXIT_INTERRUPTED = 130  # as a shell reports a program ended by Ctrl-C (SIGINT)
 WINDOW_MS = 200  # the module commits an RT window every 200 ms (5 Hz)
-LATCH_SETTLE_MS = 50  # the driver waits this long after a latch before reading the snapshot
+# after the scan: the module identified last gets a whole window before the fleet's first latch
+# (a v1.2 module latched without one restarts its window and reports nothing)
+START_WAIT_MS = 2 * WINDOW_MS
 _PROGRESS_STEP_MS = 1000
 
 
@@ -135,46 +138,64 @@ def run_period(args, out, session):
     # begin() latched once to start the sequence: latches follow every_ms apart from that one
     watch = Stopwatch(session.clock, since_ms=dev.last_latch_ms)
     stale = 0
-    for index in range(1, args.count + 1):
-        label = "period %d/%d" % (index, args.count)
-        watch.wait_until(index * every_ms, _progress_reporter(out, label, every_ms))
-        try:
-            p = dev.read_period_snapshot()
-        except RbAmpStaleError as exc:
-            stale += 1
-            if out.as_json:
-                out.record({"period": index, "of": args.count, "valid": False, "reason": str(exc)})
-            else:
-                out.line("%s  stale: %s (no energy lost: the next period covers it)" % (label, exc))
-            continue
-        avg = [p.avg_p[ch] for ch in channels]
-        energy = [p.energy_wh(ch) for ch in channels]
-        total = [dev.energy.wh(ch) for ch in channels]
-        truth = _truth_since(session, args.addr, truth_start)
-        if out.as_json:
-            record = {"period": index, "of": args.count, "valid": True, "dt_ms": p.dt_ms,
-                      "windows": p.commit_count, "avg_p": _wh(avg, 2), "max_p": rounded(p.max_p, 2),
-                      "energy_wh": _wh(energy), "total_wh": _wh(total), "rebooted": p.rebooted}
-            if truth is not None:
-                record["sim_truth_wh"] = _wh(truth[0])
-            out.record(record)
-        else:
-            out.line("%s  %.2f s  avg P %s W  energy %s Wh  total %s Wh%s" % (
-                label, p.dt_ms / 1000, numbers(avg), numbers(energy, "%.4f"), numbers(total, "%.4f"),
-                "  (module rebooted)" if p.rebooted else ""))
-    total = [dev.energy.wh(ch) for ch in channels]
+    done = 0
+    seconds = 0
+    # the truth up to the last latched period, not up to a Ctrl-C in the middle of the next one
     truth = _truth_since(session, args.addr, truth_start)
-    summary = {"periods": args.count, "stale": stale, "seconds": rounded(watch.ms() / 1000, 3),
-               "total_wh": _wh(total)}
+    interrupted = False
+    try:
+        for index in range(1, args.count + 1):
+            label = "period %d/%d" % (index, args.count)
+            watch.wait_until(index * every_ms, _progress_reporter(out, label, every_ms))
+            try:
+                p = dev.read_period_snapshot()
+            except RbAmpStaleError as exc:
+                stale += 1
+                done = index
+                if out.as_json:
+                    out.record({"period": index, "of": args.count, "valid": False, "reason": str(exc)})
+                else:
+                    out.line("%s  stale: %s (no energy lost: the next period covers it)" % (label, exc))
+                continue
+            done = index
+            seconds = watch.ms()
+            truth = _truth_since(session, args.addr, truth_start)
+            _print_period(out, index, args.count, label, p, dev, truth)
+    except KeyboardInterrupt:
+        interrupted = True  # Ctrl-C: the periods latched so far still make a summary
+        out.end_progress()
+    total = [dev.energy.wh(ch) for ch in channels]
+    summary = {"periods": done, "of": args.count, "stale": stale, "seconds": rounded(seconds / 1000, 3),
+               "total_wh": _wh(total), "interrupted": interrupted}
     if truth is not None:
         summary["sim_truth_wh"] = _wh(truth[0])
     if out.as_json:
         out.record({"summary": summary})
-        return 0
-    out.line("%d period(s), %d stale: consumption %s Wh" % (args.count, stale, numbers(total, "%.4f")))
-    if truth is not None:
-        out.line("simulator truth: consumption %s Wh" % numbers(truth[0], "%.4f"))
-    return 0
+    else:
+        out.line("%s%d period(s), %d stale: consumption %s Wh" % (
+            "interrupted after %d of %d: " % (done, args.count) if interrupted else "", done, stale,
+            numbers(total, "%.4f")))
+        if truth is not None:
+            out.line("simulator truth: consumption %s Wh" % numbers(truth[0], "%.4f"))
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _print_period(out, index, count, label, p, dev, truth):
+    channels = range(dev.channels)
+    avg = [p.avg_p[ch] for ch in channels]
+    energy = [p.energy_wh(ch) for ch in channels]
+    total = [dev.energy.wh(ch) for ch in channels]
+    if out.as_json:
+        record = {"period": index, "of": count, "valid": True, "dt_ms": p.dt_ms,
+                  "windows": p.commit_count, "avg_p": _wh(avg, 2), "max_p": rounded(p.max_p, 2),
+                  "energy_wh": _wh(energy), "total_wh": _wh(total), "rebooted": p.rebooted}
+        if truth is not None:
+            record["sim_truth_wh"] = _wh(truth[0])
+        out.record(record)
+    else:
+        out.line("%s  %.2f s  avg P %s W  energy %s Wh  total %s Wh%s" % (
+            label, p.dt_ms / 1000, numbers(avg), numbers(energy, "%.4f"), numbers(total, "%.4f"),
+            "  (module rebooted)" if p.rebooted else ""))
 
 
 # ---------------------------------------------------------------------------------------- fleet
@@ -185,16 +206,26 @@ def run_fleet(args, out, session):
     modules = fleet.scan()
     if not modules:
         raise CliError("no rbAmp module found on %s" % session.description)
-    truth_starts = {dev.address: _truth_start(session, dev.address) for dev in modules}
     if not out.as_json:
         out.line("fleet: %s" % ", ".join("%s %s" % (hex_addr(d.address), d.variant) for d in modules))
     every_ms = int(args.every * 1000)
     if every_ms < 4 * WINDOW_MS:
         raise UsageError("--every must be at least 0.8 s (a period holds whole 200 ms windows)")
+    # The fleet's periods start with one latch of every module together. The modules' own first
+    # latches (begin() during the scan) lie apart by the time each identification took, and the
+    # simulator's truth taken after the scan and after each read ended up to a window away from
+    # the latched energy (0.2 Wh at 4 kW): both the energy and the truth now count from a latch,
+    # the truth read just before each one.
+    session.clock.sleep_ms(START_WAIT_MS)
     watch = Stopwatch(session.clock)
+    truth_starts = {dev.address: _truth_start(session, dev.address) for dev in modules}
+    fleet.read_periods(use_general_call=args.general_call, group=args.group)
+    baseline = {dev.address: [dev.energy.wh(ch) for ch in range(dev.channels)] for dev in modules}
+    baseline_total = fleet.total_energy_wh()
     for index in range(1, args.count + 1):
         label = "latch %d/%d" % (index, args.count)
-        watch.wait_until(index * every_ms - LATCH_SETTLE_MS, _progress_reporter(out, label, every_ms))
+        watch.wait_until(index * every_ms, _progress_reporter(out, label, every_ms))
+        truths = {dev.address: _truth_since(session, dev.address, truth_starts[dev.address]) for dev in modules}
         results = fleet.read_periods(use_general_call=args.general_call, group=args.group)
         report = {}
         rows = []
@@ -207,15 +238,15 @@ def run_fleet(args, out, session):
                 continue
             entry = {"variant": dev.variant, "dt_ms": p.dt_ms, "avg_p": _wh([p.avg_p[ch] for ch in channels], 2),
                      "energy_wh": _wh([p.energy_wh(ch) for ch in channels]),
-                     "total_wh": _wh([dev.energy.wh(ch) for ch in channels])}
-            truth = _truth_since(session, dev.address, truth_starts[dev.address])
+                     "total_wh": _wh([dev.energy.wh(ch) - baseline[dev.address][ch] for ch in channels])}
+            truth = truths[dev.address]
             if truth is not None:
                 entry["sim_truth_wh"] = _wh(truth[0])
             report[hex_addr(dev.address)] = entry
             rows.append([hex_addr(dev.address), dev.variant, numbers(entry["avg_p"]),
                          numbers(entry["energy_wh"], "%.4f"), numbers(entry["total_wh"], "%.4f")])
         total_power = fleet.total_power()
-        total_energy = fleet.total_energy_wh()
+        total_energy = fleet.total_energy_wh() - baseline_total
         truth_total = None
         if session.is_sim:
             truth_total = sum(sum(entry.get("sim_truth_wh", [])) for entry in report.values())
@@ -228,7 +259,7 @@ def run_fleet(args, out, session):
             continue
         out.line("%s  (%s)" % (label, "General Call" if args.general_call else "one by one, shared settle"))
         out.table(["address", "variant", "avg P W", "period Wh", "total Wh"], rows)
-        out.line("fleet: %d module(s), power now %.1f W, consumption %.4f Wh%s" % (
+        out.line("fleet: %d module(s), power now %.1f W, consumption %.4f Wh since the first latch%s" % (
             len(modules), total_power, total_energy,
             "" if truth_total is None else " (simulator truth %.4f Wh)" % truth_total))
     return 0
