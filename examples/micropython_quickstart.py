@@ -2,6 +2,10 @@
 
 Copy ``lib/rbamp`` to the board (``mpremote cp -r lib :``), wire SDA/SCL and DRDY, then
 ``mpremote run examples/micropython_quickstart.py``. Pins below are an ESP32 DevKit's.
+
+Without a board, against the simulator (MicroPython's unix port or CPython, from a checkout):
+
+    micropython examples/micropython_quickstart.py --sim UI2 --sim-clock virtual
 """
 
 import asyncio
@@ -33,8 +37,35 @@ async def run(bus, drdy_pin, addr=0x50, periods=3, out=print):
     return dev
 
 
-if __name__ == "__main__":
-    from machine import I2C, Pin
+def main(argv, out=print):
+    """Run on the board's I2C, or with ``--sim`` on the simulator; a problem is returned as one
+    line for the user (no traceback)."""
+    if "--sim" in argv:
+        import simulated
 
+        try:
+            bus, module = simulated.bus_of("i2c", argv)
+        except ValueError as exc:
+            return "micropython_quickstart: %s" % exc
+        asyncio.run(run(bus, module.drdy, out=out))
+        return None
+    try:
+        from machine import I2C, Pin
+    except ImportError:  # the unix port has no machine.I2C; CPython has no machine at all
+        return ("micropython_quickstart: no I2C hardware here (machine.I2C): run it on a board with "
+                "mpremote run, or against the simulator: --sim UI2")
     i2c = I2C(0, scl=Pin(22), sda=Pin(21), freq=50000)  # 50 kHz: ESP32 NACKs ~20 % at 100 kHz
-    asyncio.run(run(i2c, Pin(4, Pin.IN, Pin.PULL_UP)))
+    try:
+        asyncio.run(run(i2c, Pin(4, Pin.IN, Pin.PULL_UP), out=out))
+    except OSError as exc:  # no module answering, or a bus that keeps failing: one line
+        return "micropython_quickstart: %s" % exc
+    return None
+
+
+if __name__ == "__main__":
+    import sys
+
+    problem = main(getattr(sys, "argv", None) or [])
+    if problem:
+        print(problem, file=sys.stderr)
+        sys.exit(1)
