@@ -15,13 +15,21 @@ export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
 .PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-deps
 
 help:
-	@echo "make test   run every test under cpython, mpy64 and mpy32"
-	@echo "make run    run the gateway on this PC (see README)"
+	@echo "make test   run every test under cpython, mpy64 and mpy32 (PYTEST_ARGS=\"tests/test_x.py -q\" for some)"
+	@echo "make run    run the gateway on this PC (BROKER=host:port, CONFIG=path, DATA=dir; see README)"
+	@echo "make typecheck   pyright on the board code against the Pico W and ESP32 stubs"
+	@echo "make lint   ruff on the board code, pyflakes on tools/ and tests/"
+	@echo "make firmware BOARD=RBAMP_PICO_W   a board image into dist/ (offline from ../shared/vendor;"
+	@echo "           RBAMP_ESP32 needs MPY_DIR=<MicroPython v1.25.0 checkout> and ESP-IDF; firmware/README.md)"
+	@echo "make deploy PORT=/dev/ttyACM0 CONFIG=config.json   the gateway onto a board with stock MicroPython"
+	@echo "           (mpremote; deploy-mpy: the same precompiled)"
+	@echo "make deploy-config PORT=/dev/ttyACM0 CONFIG=config.json   only config.json (e.g. for a board"
+	@echo "           with our image)"
+	@echo "make mpy, mpy-bundle   the board code compiled with mpy-cross into build/"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy, bench-flash, bench-survival,"
 	@echo "           bench-rp2040)"
-	@echo "make deploy PORT=/dev/ttyACM0 CONFIG=config.json   the gateway onto a board (mpremote;"
-	@echo "           deploy-mpy: precompiled, deploy-config: the config only)"
+	@echo "make clean  remove .venv, .cache, .run, build and dist"
 
 $(STAMP): requirements-dev.txt requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
