@@ -183,3 +183,19 @@ def test_the_broker_and_device_id_from_a_config_file(capsys, monkeypatch, broker
     assert result.code == 0, result.err
     assert "cleared: the broker's retained totals; the gateway starts from zero" in result.out
     assert paho.retained(topic) is None
+
+
+def test_journal_only_for_a_broker_that_keeps_nothing(capsys, monkeypatch, broker, paho, tmp_path):
+    # make run's embedded broker forgets retained messages when it stops: only the journal matters
+    path = journal_folder(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("%s\n" % path))
+    result = cli(capsys, "reset-totals", "--journal", path, "--journal-only")
+    assert result.code == 0, result.err
+    assert "Type the journal's path (%s)" % path in result.err
+    assert "0x50 ch2 import 3.250 Wh, export 7.750 Wh" in result.out and "the broker was left alone" in result.out
+    assert journal_state(path) is None
+    topic = gateway(paho, "porch")
+    assert_one_line_error(cli(capsys, "reset-totals", "--journal", path, "--journal-only", "--broker",
+                              "127.0.0.1:%d" % broker.port), 2, "leave out --broker")
+    assert_one_line_error(cli(capsys, "reset-totals", "--journal-only"), 2, "needs --journal")
+    assert json.loads(paho.retained(topic)) == TOTALS

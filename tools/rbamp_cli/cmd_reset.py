@@ -24,11 +24,13 @@ With the gateway stopped, it shows the totals it found, asks you to type the dev
 skips the question, for scripts), then publishes an empty retained message on
 <base_topic>/<device_id>/totals (the broker drops the retained totals) and formats the journal
 (--journal: the data folder's energy.d of `make run`, an energy.img, or an energy.d copied off a
-board; --broker-only when you wipe the board's journal yourself, see docs/cli.md). A gateway
-that the broker shows online is refused: it would publish its totals again.
+board; --broker-only when you format the board's journal on the board, see docs/cli.md;
+--journal-only when no broker keeps retained totals, as make run's embedded one). A gateway that
+the broker shows online is refused: it would publish its totals again.
 
-  rbamp reset-totals --broker 127.0.0.1:1883 --device-id rbamp-host --journal .run/energy.d
-  rbamp reset-totals --config config.json --broker-only --yes"""
+  rbamp reset-totals --broker 192.168.1.10 --device-id house --journal .run/energy.d
+  rbamp reset-totals --config config.json --broker-only --yes
+  rbamp reset-totals --journal .run/energy.d --journal-only"""
 
 
 def add_options(parser):
@@ -46,7 +48,10 @@ def add_options(parser):
     where.add_argument("--journal", metavar="IMAGE",
                        help="the journal to format: an energy.d folder of block files or an energy.img file")
     where.add_argument("--broker-only", action="store_true",
-                       help="clear only the broker's retained totals (the board's journal is wiped by hand)")
+                       help="clear only the broker's retained totals (the board's journal is formatted on the board)")
+    parser.add_argument("--journal-only", action="store_true",
+                        help="format only the journal: no broker keeps retained totals (make run's embedded "
+                             "broker forgets them when it stops)")
     parser.add_argument("--block-size", type=int, default=None, metavar="BYTES",
                         help="the journal's erase block size (default: the gateway's)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -55,9 +60,19 @@ def add_options(parser):
 
 
 class Target:
-    """Where the totals are: broker address and credentials, topics, journal path."""
+    """Where the totals are: broker address and credentials, topics, journal path. ``host`` is
+    None when only the journal is formatted."""
 
     def __init__(self, args):
+        if args.journal_only and args.journal is None:
+            raise UsageError("--journal-only needs --journal IMAGE")
+        if args.journal_only and (args.broker is not None or args.config is not None):
+            raise UsageError("--journal-only leaves the broker alone: leave out --broker and --config")
+        self.journal = args.journal
+        self.device_id = args.device_id
+        self.host = None
+        if args.journal_only:
+            return
         mqtt = {}
         device_id = None
         if args.config is not None:
@@ -90,7 +105,12 @@ class Target:
         self.availability_topic = prefix + payloads.AVAILABILITY
         if args.journal is None and not args.broker_only:
             raise UsageError("give --journal IMAGE (the journal to format) or --broker-only")
-        self.journal = args.journal
+
+    @property
+    def confirm_word(self):
+        """What the user types to confirm: the device id, or the journal's path when only the
+        journal is formatted and no device id was given."""
+        return self.device_id or self.journal
 
 
 def _block_count(path, block_size):
@@ -170,70 +190,101 @@ def _describe_broker(totals):
 
 def _confirm(target, out):
     """The typed device id; anything else (or no terminal and no --yes) changes nothing."""
-    out.err.write("Type the device id (%s) to clear these totals, or anything else to stop: " % target.device_id)
+    out.err.write("Type the %s (%s) to clear these totals, or anything else to stop: " % (
+        "device id" if target.device_id else "journal's path", target.confirm_word))
     out.err.flush()
     answer = sys.stdin.readline()
     if not answer.endswith("\n"):
         out.err.write("\n")  # the error below starts a line of its own
     if not answer:
         raise CliError("not confirmed (no input): nothing was changed; pass --yes in scripts")
-    if answer.strip() != target.device_id:
-        raise CliError("not confirmed (%r is not %r): nothing was changed" % (answer.strip(), target.device_id))
+    if answer.strip() != target.confirm_word:
+        raise CliError("not confirmed (%r is not %r): nothing was changed" % (answer.strip(), target.confirm_word))
+
+
+def _show_journal(out, target, state, rows):
+    if state is None:
+        out.line("journal %s: blank" % target.journal)
+    else:
+        out.line("journal %s: %s" % (target.journal, "; ".join(
+            "%s ch%d import %.3f Wh, export %.3f Wh" % row for row in rows)))
+
+
+def _format(store, path):
+    store.format()
+    if store.load() is not None:
+        raise CliError("%s still holds a record after formatting" % path)
+
+
+def _clear_broker(args, out, target, journal_rows, state, store):
+    """Show, confirm, clear the retained totals, format the journal (if any); the retained totals
+    found, or None."""
+    from rbamp_cli.retained import RetainedClient
+
+    with RetainedClient(target.host, target.port, target.user, target.password, target.tls,
+                        target.ca_file) as broker:
+        found = broker.read([target.totals_topic, target.availability_topic])
+        if found.get(target.availability_topic) == b"online" and not args.even_if_online:
+            raise CliError("the broker shows gateway %s online (%s): stop it first, it would publish its "
+                           "totals again (a stale 'online' of a gateway that is gone: --even-if-online)" % (
+                               target.device_id, target.availability_topic))
+        retained = found.get(target.totals_topic)
+        broker_before = None if retained is None else _broker_totals(retained)
+        if not out.as_json:
+            out.line("broker %s, %s: %s" % (broker.address, target.totals_topic, _describe_broker(broker_before)))
+            if target.journal is not None:
+                _show_journal(out, target, state, journal_rows)
+        if not args.yes:
+            _confirm(target, out)
+        if retained is not None:
+            broker.clear(target.totals_topic)
+        if store is not None:
+            _format(store, target.journal)
+        if broker.read([target.totals_topic]).get(target.totals_topic) is not None:
+            raise CliError("the broker still holds retained totals on %s" % target.totals_topic)
+    return broker_before
 
 
 def run_reset_totals(args, out, session):
     from gateway.board_profile import JOURNAL_BLOCK_SIZE
-
-    from rbamp_cli.retained import RetainedClient
 
     target = Target(args)
     block_size = args.block_size or JOURNAL_BLOCK_SIZE
     device = store = state = None
     if target.journal is not None:
         device, store, state = open_journal(target.journal, block_size)
+    journal_rows = [] if state is None else _journal_totals(state)
+    broker_before = None
     try:
-        with RetainedClient(target.host, target.port, target.user, target.password, target.tls,
-                            target.ca_file) as broker:
-            found = broker.read([target.totals_topic, target.availability_topic])
-            if found.get(target.availability_topic) == b"online" and not args.even_if_online:
-                raise CliError("the broker shows gateway %s online (%s): stop it first, it would publish its "
-                               "totals again (a stale 'online' of a gateway that is gone: --even-if-online)" % (
-                                   target.device_id, target.availability_topic))
-            retained = found.get(target.totals_topic)
-            broker_before = None if retained is None else _broker_totals(retained)
-            journal_before = [] if state is None else _journal_totals(state)
+        if target.host is not None:
+            broker_before = _clear_broker(args, out, target, journal_rows, state, store)
+        else:
             if not out.as_json:
-                out.line("broker %s, %s: %s" % (broker.address, target.totals_topic, _describe_broker(broker_before)))
-                if target.journal is not None:
-                    if state is None:
-                        out.line("journal %s: blank" % target.journal)
-                    else:
-                        out.line("journal %s: %s" % (target.journal, "; ".join(
-                            "%s ch%d import %.3f Wh, export %.3f Wh" % row for row in journal_before)))
+                _show_journal(out, target, state, journal_rows)
             if not args.yes:
                 _confirm(target, out)
-            if retained is not None:
-                broker.clear(target.totals_topic)
-            if store is not None:
-                store.format()
-                if store.load() is not None:
-                    raise CliError("%s still holds a record after formatting" % target.journal)
-            left = broker.read([target.totals_topic]).get(target.totals_topic)
-            if left is not None:
-                raise CliError("the broker still holds retained totals on %s" % target.totals_topic)
+            _format(store, target.journal)
     finally:
         close = getattr(device, "close", None)
         if close is not None:
             close()
+    cleared = []
+    if target.host is not None:
+        cleared.append("the broker's retained totals" if broker_before is not None else
+                       "no retained totals on the broker")
+    if target.journal is not None:
+        cleared.append("journal %s formatted" % target.journal)
     if out.as_json:
-        out.document({"device_id": target.device_id, "broker": "%s:%d" % (target.host, target.port),
-                      "topic": target.totals_topic, "broker_totals_before": broker_before,
-                      "journal": target.journal,
+        out.document({"device_id": target.device_id,
+                      "broker": None if target.host is None else "%s:%d" % (target.host, target.port),
+                      "topic": None if target.host is None else target.totals_topic,
+                      "broker_totals_before": broker_before, "journal": target.journal,
                       "journal_totals_before": [{"module": m, "channel": ch, "import_wh": i, "export_wh": e}
-                                                for m, ch, i, e in journal_before],
+                                                for m, ch, i, e in journal_rows],
                       "cleared": True})
         return 0
-    out.line("cleared: %s%s; the gateway starts from zero at its next boot" % (
-        "no retained totals on the broker" if retained is None else "the broker's retained totals",
-        "" if target.journal is None else ", journal %s formatted" % target.journal))
+    out.line("cleared: %s; the gateway starts from zero at its next boot" % ", ".join(cleared))
+    if target.host is None:
+        out.line("the broker was left alone: a broker that keeps retained totals for this gateway raises them "
+                 "again (give --broker to clear them too)")
     return 0
