@@ -169,7 +169,7 @@ def _discovery_round_trip(built_on_demand):
     expected = dict((t, p.encode()) for t, p in messages)
 
     async def main():
-        observer = sb.Observer(prefix + "/sensor/#")
+        observer = sb.Observer(prefix + "/+/gw-ha/+/config")  # sensors and binary sensors
         task = asyncio.create_task(link.run())
         try:
             await sb.wait_until(lambda: len(observer.messages) == len(messages), 5000, "discovery", observer)
