@@ -71,7 +71,7 @@ def test_wheel_installs_driver_and_cli_into_a_fresh_venv(tmp_path):
     assert abs(constant["channels"][0]["power"] - 1500.0) < 0.01
     mistake = subprocess.run([rbamp, "read", "--sim", "UI2", "--sim-clock", "virtual", "--addr", "0x22"],
                              capture_output=True, text=True, timeout=60, cwd=str(elsewhere), env=env, check=False)
-    assert mistake.returncode == 1 and mistake.stderr.startswith("rbamp: error: no device acknowledges")
+    assert mistake.returncode == 1 and mistake.stderr.startswith("rbamp: error: module 0x22: no device acknowledges")
     assert "Traceback" not in mistake.stderr
     example = os.path.join(ROOT, "config.example.json")
     assert "is valid" in _run([rbamp, "config", "validate", example], cwd=str(elsewhere), env=env).stdout
