@@ -32,9 +32,10 @@ bus:
 The bus options, --json and --debug go before or after the command: rbamp --sim UI2 scan.
 Channels are numbered ch1, ch2, ch3 as in Home Assistant.
 
-exit codes: 0 ok, 1 runtime error (no module, bus error, bad file...), 2 usage error.
-Errors are one line 'rbamp: error: ...'; --debug shows the traceback instead. 130: Ctrl-C
-before the asked --count was done (watch and period still print their summary).
+exit codes: 0 ok, 1 runtime error (no module, bus error, bad file...), 2 usage error,
+130 Ctrl-C stopped period before its --count (after printing its summary; Ctrl-C ends watch
+with its summary and 0), 141 the reader of the output went away (rbamp journal X | head -1).
+Errors are one line 'rbamp: error: ...'; --debug shows the traceback instead.
 
 examples:
   rbamp scan --sim UI2@1.3,UI1@1.2
