@@ -199,3 +199,24 @@ def test_journal_only_for_a_broker_that_keeps_nothing(capsys, monkeypatch, broke
                               "127.0.0.1:%d" % broker.port), 2, "leave out --broker")
     assert_one_line_error(cli(capsys, "reset-totals", "--journal-only"), 2, "needs --journal")
     assert json.loads(paho.retained(topic)) == TOTALS
+
+
+def test_a_data_folder_that_make_run_holds_is_left_alone(capsys, monkeypatch, tmp_path):
+    import fcntl
+    import os
+
+    path = journal_folder(tmp_path)
+    lock = tmp_path / "run.lock"
+    lock.write_text("4242\n")
+    fd = os.open(str(lock), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what tools/run_host.py holds while make run runs
+    try:
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        held = cli(capsys, "reset-totals", "--journal", path, "--journal-only", "--yes")
+        assert_one_line_error(held, 1, "in use by make run (process 4242)", "stop it first")
+        assert journal_state(path).totals == COUNTERS
+    finally:
+        os.close(fd)
+    done = cli(capsys, "reset-totals", "--journal", path, "--journal-only", "--yes")
+    assert done.code == 0, done.err
+    assert journal_state(path) is None and lock.read_text() == "4242\n"

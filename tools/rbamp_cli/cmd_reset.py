@@ -128,6 +128,29 @@ def _block_count(path, block_size):
     return size // block_size
 
 
+RUN_LOCK = "run.lock"  # make run's lock on its data folder (tools/run_host.py)
+
+
+def lock_data_folder(journal_path):
+    """Hold ``make run``'s lock on the journal's data folder while formatting, so no gateway of
+    ``make run`` writes it meanwhile; the file descriptor, or None where there is no such lock."""
+    import fcntl
+
+    path = os.path.join(os.path.dirname(os.path.abspath(journal_path)), RUN_LOCK)
+    if not os.path.exists(path):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        with open(path) as handle:
+            owner = handle.read().strip() or "unknown"
+        raise CliError("%s is in use by make run (process %s) or the gateway it started: stop it first" % (
+            os.path.dirname(path), owner))
+    return fd
+
+
 def open_journal(path, block_size):
     """The journal's block device and what it holds (None: blank). Refuses what is not a journal:
     formatting it would destroy someone else's data."""
@@ -250,9 +273,16 @@ def run_reset_totals(args, out, session):
 
     target = Target(args)
     block_size = args.block_size or JOURNAL_BLOCK_SIZE
-    device = store = state = None
-    if target.journal is not None:
-        device, store, state = open_journal(target.journal, block_size)
+    device = store = state = lock = None
+    if target.journal is not None and os.path.exists(target.journal):
+        lock = lock_data_folder(target.journal)
+    try:
+        if target.journal is not None:
+            device, store, state = open_journal(target.journal, block_size)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     journal_rows = [] if state is None else _journal_totals(state)
     broker_before = None
     try:
@@ -268,6 +298,8 @@ def run_reset_totals(args, out, session):
         close = getattr(device, "close", None)
         if close is not None:
             close()
+        if lock is not None:
+            os.close(lock)  # closing the file ends the flock
     cleared = []
     if target.host is not None:
         cleared.append("the broker's retained totals" if broker_before is not None else
