@@ -22,6 +22,7 @@ import subprocess
 import sys
 
 import pytest
+from support_cli import run_module
 from support_e2e import Watcher, base_config, require, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -239,6 +240,19 @@ def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_pa
 
     # the gateway still runs on the board: Ctrl-C stops it and gives the REPL back for a new config
     board.interrupt()
+
+    # docs/troubleshooting.md: the journal pulled off a stock-firmware board and read by `rbamp
+    # journal` (every period is committed as it is latched; the stop commits what came after)
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    mpremote(board.link, "cp", "-r", ":energy.d", str(pulled) + "/")
+    journal = run_module("journal", str(pulled / "energy.d"), "--json")
+    assert journal.returncode == 0, journal.stdout + journal.stderr
+    report = json.loads(journal.stdout)
+    assert report["blocks"] == 16 and report["reason"] in ("period", "shutdown"), report
+    assert report["scan"]["damaged_slots"] == 0, report
+    assert report["layout"] == [{"address": "0x50", "channels": 2}], report
+    assert report["totals"][0]["import_wh"] > 0, report
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps(base_config(broker.port, device_id="deploy-gw-2")))
     done = make("deploy-config", PORT=board.link, CONFIG=str(newer), RESUME=1, NO_RESET=1)
