@@ -36,7 +36,7 @@ the broker shows online is refused: it would publish its totals again.
 def add_options(parser):
     from rbamp_cli.cmd_config import broker
 
-    parser.add_argument("--broker", type=broker, metavar="HOST[:PORT]", help="the MQTT broker (port default 1883)")
+    parser.add_argument("--broker", type=broker, metavar="HOST[:PORT]", help="the MQTT broker (port default 1883, 8883 with --tls)")
     parser.add_argument("--device-id", metavar="ID", help="the gateway's device id (the topic level after base_topic)")
     parser.add_argument("--config", metavar="PATH",
                         help="take the broker, credentials, base topic and device id from this config.json")
@@ -85,7 +85,7 @@ class Target:
             device_id = result.config["device_id"]
         if args.broker is not None:
             self.host, port = args.broker
-            self.port = port or 1883
+            self.port = port or (8883 if args.tls else 1883)  # MQTT's registered ports
         elif mqtt.get("host"):
             self.host, self.port = mqtt["host"], mqtt["port"]
         else:
