@@ -148,6 +148,23 @@ def test_release_step_uploads_the_built_image_to_the_release(tmp_path):
     assert artifact["uses"].startswith("actions/upload-artifact@")
 
 
+def test_readme_names_the_images_and_artifacts_the_workflow_makes():
+    """README's "Install on a board" tells where an image comes from: the names it gives are those
+    `make firmware` writes and the release step uploads, and the manual run's artifact names."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert "<owner>" not in readme and "<repo>" not in readme
+    artifact = step("Keep the image as an artifact")
+    for entry in job()["strategy"]["matrix"]["include"]:
+        image = "rbamp-gateway-%s-micropython-%s.%s" % (entry["board"], pinned_micropython_version(),
+                                                       IMAGE_SUFFIX[entry["board"]])
+        assert entry["image"] == IMAGE_SUFFIX[entry["board"]]
+        assert "`%s`" % image in readme, image
+        name = expand(artifact["with"]["name"], {"matrix.%s" % k: v for k, v in entry.items()})
+        assert "`%s`" % name in readme, name
+    assert "make firmware BOARD=RBAMP_PICO_W" in readme and "make firmware BOARD=RBAMP_ESP32 MPY_DIR=" in readme
+
+
 # ---------------------------------------------------------------------- make firmware
 
 def fake_micropython(tmp_path, version=(1, 25, 0)):
