@@ -178,13 +178,19 @@ def test_sigkill_of_the_gateway_process_makes_the_broker_publish_offline(broker,
     proc = subprocess.Popen([binary, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: watcher.payloads("kill/gw-kill/availability") == [b"online"], 10, "online")
-        wait_for(lambda: len(watcher.matching("hakill/sensor/")) == 2 + 2 * 6, 10, "14 discovery messages")
+        # 7 gateway diagnostics, the module's status, then its 2 + 2 * 6 measuring sensors
+        wait_for(lambda: len(watcher.matching("hakill/")) == 7 + 1 + 2 + 2 * 6, 10, "22 discovery messages")
         wait_for(lambda: len(watcher.payloads("kill/gw-kill/period")) >= 2, 10, "two period records")
-        for topic, payload in watcher.matching("hakill/sensor/"):
+        measuring = 0
+        for topic, payload in watcher.matching("hakill/"):
             config = json.loads(payload)
             state_topic = config["~"] + config["stat_t"][1:]
             assert state_topic in ("kill/gw-kill/state", "kill/gw-kill/totals"), config
-            assert config["dev"]["ids"] == ["gw-kill"] and config["uniq_id"].startswith("gw-kill_50_")
+            assert config["dev"]["ids"] == ["gw-kill"] and config["uniq_id"].startswith("gw-kill_")
+            if config.get("ent_cat") != "diagnostic":
+                measuring += 1
+                assert config["uniq_id"].startswith("gw-kill_50_"), config
+        assert measuring == 2 + 2 * 6
         state = json.loads(watcher.payloads("kill/gw-kill/state")[-1])
         assert state["modules"]["0x50"]["voltage"] == 230.0
         proc.send_signal(signal.SIGKILL)
