@@ -147,7 +147,7 @@ class _BrokerLink:
     def publish_state(self, payload):
         pass
 
-    def set_discovery(self, messages):
+    def set_discovery(self, messages, published=None):
         pass
 
     def set_module_available(self, key, available):
