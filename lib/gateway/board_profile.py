@@ -165,8 +165,10 @@ class Board:
         chip failed to start (a second start can block the whole CPU on the Pico W)."""
         if self.radio_failed:
             return None
-        import network
-
+        try:
+            import network
+        except ImportError:  # a port without networking (a profile on the unix port): no Wi-Fi
+            return None
         wlan = network.WLAN(network.STA_IF)
         return wlan if wlan.isconnected() else None
 
