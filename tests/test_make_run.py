@@ -65,7 +65,8 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
     """CONFIG and BROKER given: the broker holds another gateway's retained values and discovery
     (as a shared broker does); the view shows none of them, only this device: U, f, a row per
     channel, the latest periods, the broker with a ready mosquitto_sub line, the discovery topics.
-    The gateway's config.json is CONFIG with only mqtt.host and mqtt.port replaced."""
+    CONFIG has no device_id: the view follows the one the gateway chose at its first boot. The
+    gateway's config.json is CONFIG with only mqtt.host and mqtt.port replaced."""
     import paho.mqtt.client as mqtt
 
     other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="other-gateway")
@@ -77,7 +78,7 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
         other.publish(topic, json.dumps(payload), qos=1, retain=True).wait_for_publish(10)
     other.loop_stop()
     other.disconnect()
-    config = {"device_id": "view-gw", "mqtt": {"host": "192.0.2.1", "port": 1, "base_topic": "rbamp"},
+    config = {"mqtt": {"host": "192.0.2.1", "port": 1, "base_topic": "rbamp"},
               "modules": [{"address": 80, "label": "house"}], "period_s": 2,
               "publish": {"interval_s": 1, "power_change_w": 50}, "ntp": {"enabled": False}}
     (tmp_path / "mine.json").write_text(json.dumps(config))
@@ -89,10 +90,13 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
     assert "other-gw" not in out.stdout and "987.6" not in out.stdout and "424242" not in out.stdout
     screen = _last_screen(out.stdout)
     lines = screen.splitlines()
-    assert "device    view-gw  online  uptime" in screen, screen
+    device_id = (data / "device_id").read_text().strip()  # the gateway's choice, kept in DATA
+    assert device_id.startswith("rbamp-") and "device    %s  online  uptime" % device_id in screen, screen
+    assert "config    %s: accepted by the gateway's config parser (device_id chosen at the first boot" % (
+        tmp_path / "mine.json") in screen
     assert "broker    127.0.0.1:%d" % broker.port in screen
-    assert ("mosquitto_sub -h 127.0.0.1 -p %d -v -t 'rbamp/view-gw/#' -t 'homeassistant/+/view-gw/+/config'"
-            % broker.port) in screen
+    assert ("mosquitto_sub -h 127.0.0.1 -p %d -v -t 'rbamp/%s/#' -t 'homeassistant/+/%s/+/config'"
+            % (broker.port, device_id, device_id)) in screen
     assert "web page  no web page yet" in screen
     module = [ln for ln in lines if ln.startswith("module 0x50 (house)")]
     assert module, screen
@@ -110,8 +114,8 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
     periods = lines[lines.index("latest periods") + 2:]
     assert periods and periods[0].split()[2] == "0x50" and periods[0].split()[3] == "yes", screen
     shown = _discovery_shown(lines)
-    assert shown == _retained_discovery(broker.port, "view-gw"), screen
-    assert "homeassistant/sensor/view-gw/50_import_wh_1/config" in shown
+    assert shown == _retained_discovery(broker.port, device_id), screen
+    assert "homeassistant/sensor/%s/50_import_wh_1/config" % device_id in shown
 
     written = json.loads((data / "config.json").read_text())
     config["mqtt"].update(host="127.0.0.1", port=broker.port)

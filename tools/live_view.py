@@ -5,7 +5,7 @@ discovery configs of its node), never to ``<base>/#``: a broker shared with othe
 holding retained values of an earlier device id, must not lend their values to this one.
 
     view = LiveView("127.0.0.1", 1883, config, device_id_source)   # config: the validated dict
-    print(view.render(log_tail_lines))
+    view.render(["a line of the gateway log", ...])                 # the screen, as text
     view.stop()
 
 ``device_id_source`` is a callable giving the device id once it is known (config.json's, or the
@@ -58,12 +58,13 @@ def _decoded(payload):
 class LiveView:
     """Subscribes like any consumer would and keeps the latest of this gateway's messages."""
 
-    def __init__(self, host, port, config, device_id_source, broker_note=""):
+    def __init__(self, host, port, config, device_id_source, broker_note="", config_note=""):
         import paho.mqtt.client as mqtt
 
         self.host = host
         self.port = port
         self.broker_note = broker_note
+        self.config_note = config_note
         self.base = config["mqtt"]["base_topic"]
         self.ha_prefix = config["homeassistant"]["prefix"]
         self.labels = {payloads.module_key(m["address"]): m.get("label") for m in config["modules"]}
@@ -161,6 +162,8 @@ class LiveView:
                 lines.append("SAFE MODE: metering and persisting only")
             if state.get("config_error"):
                 lines.append("config    %s" % state["config_error"])
+        if self.config_note:
+            lines.append("config    " + self.config_note)
         lines.append("broker    %s:%d%s" % (self.host, self.port, self.broker_note))
         lines.append("watch     " + self.watch_command())
         lines.append("web page  no web page yet")

@@ -314,15 +314,16 @@ def supervise(args, stop):
     try:
         if not args.broker:
             broker = start_amqtt(port, workdir)
+        verdict = ("%s: accepted by the gateway's config parser (device_id %s, %d module(s)); only "
+                   "mqtt.host/port set to the broker" % (args.config, config["device_id"] or "chosen at the first boot",
+                                                         len(config["modules"])))
         try:
-            view = LiveView(host, port, config, lambda: kept_device_id(data, config), broker_note)
+            view = LiveView(host, port, config, lambda: kept_device_id(data, config), broker_note, verdict)
         except OSError as exc:
             raise RunError("no MQTT broker at %s:%d (%s): start it, or leave BROKER out for the "
                            "embedded one" % (host, port, exc.strerror or exc))
         write_config(data, config_text)
-        print("make run: %s accepted by the gateway's config parser (device_id %s, %d module(s)); "
-              "broker %s:%d" % (args.config, config["device_id"] or "chosen at the first boot",
-                                len(config["modules"]), host, port), flush=True)
+        print("make run: " + verdict, flush=True)
         open(log_path, "w").close()
         simulator = simserver.start(data)  # before the gateway: the modules are there at its boot
         gateway = start_gateway(args.interpreter, data, log_path, lock_fd)
