@@ -77,12 +77,14 @@ class RtReader:
         self._check = bytearray(4)
         self._read_us = 1000  # one v1.2 transaction, learned from the passes
         self._span = (0, R.RT_FLOATS)
-        self._span_buf = None
+        self._span_owner = None  # the last byte view a span was read into, and its slice
+        self._span_slice = None
 
     def configure(self, channels, has_voltage):
         self.absent = absent_rt_floats(channels, has_voltage)
         self._span = _span(self.absent)
-        self._span_buf = bytearray(4 * self._span[1]) if self._span[1] < R.RT_FLOATS else None
+        self._span_owner = None
+        self._span_slice = None
 
     # ------------------------------------------------------------------ entry point
     def read_floats(self, reg, view, count, first):
@@ -110,13 +112,23 @@ class RtReader:
     # ------------------------------------------------------------------ v1.3
     def _read_block_v13(self, view):
         first, count = self._span
-        buf = self._span_buf
-        if buf is None:
+        if count == R.RT_FLOATS:
             self.io.read(R.RT_BLOCK, view)
             return
-        self.io.read(R.RT_BLOCK + 4 * first, buf)
-        _zero(view, 0, 4 * R.RT_FLOATS)
-        _copy(view, 4 * first, buf)
+        if view is not self._span_owner:
+            # A result seen for the first time: the span is read straight into a slice of it from
+            # now on (copying bytes in Python cost more CPU on the RP2040 than the shorter burst
+            # saved). The slice is the one allocation (once per result object); with the heap
+            # locked the whole block is read instead, which allocates nothing.
+            try:
+                span_slice = memoryview(view)[4 * first:4 * (first + count)]
+            except MemoryError:
+                self.io.read(R.RT_BLOCK, view)
+                return
+            _zero(view, 0, 4 * R.RT_FLOATS)  # outside the span: the module's 0.0 for good
+            self._span_slice = span_slice
+            self._span_owner = view
+        self.io.read(R.RT_BLOCK + 4 * first, self._span_slice)
 
     # ------------------------------------------------------------------ v1.2
     def _pass(self, reg, view, count, absent):
