@@ -121,14 +121,16 @@ def test_driver_bus_table_covers_every_variant_and_protocol():
             channels = int(variant[-1])
             floats = 2 * channels + (2 + 2 * channels if variant.startswith("UI") else 0)
             assert naive[0] == 4 * floats  # the naive loop: four 1-byte reads a float
-            # v1.2: the floats the variant has, PF included on I variants
-            read = floats + (0 if variant.startswith("UI") else channels)
+            # v1.2: the floats the variant has (no PF on I variants: it needs the voltage)
+            read = floats
             if protocol == "v1.3":
-                assert driver[0] == 1  # one 56-byte burst
+                assert driver[0] == 1  # one burst over the variant's span
             elif protocol == "v1.2 + DRDY":
                 assert driver[0] == 4 * read  # a single byte-wise pass right after the edge
             else:
-                assert driver[0] >= 8 * read  # read twice until both passes agree
+                # one pass between two reads of the digest seq, averaged over every phase of the
+                # window: a pass that a commit splits is read again, and that is rare
+                assert 4 * read + 2 <= driver[0] <= 1.3 * (4 * read + 2), (variant, driver, read)
         assert driver[2] > 0 and naive[2] > 0
 
 
