@@ -408,7 +408,9 @@ def test_duplicates_are_errors():
 
 def test_module_count_limits():
     # one energy journal record holds m modules of c channels in all while m + c <= 19 (store.py)
-    _bad("modules", "must be a list of 1..9 modules (got a list)", _set("modules", []))
+    _bad("modules[0].ct_models", "must be a list of 1..3 CT model codes, one per channel (got a list of 4)",
+         _set("modules", [{"address": 0x50, "ct_models": [3, 6, 1, 2]}]))
+    _bad("modules", "must be a list of 1..9 modules (got a list of 0)", _set("modules", []))
     ten = [{"address": 0x08 + index} for index in range(10)]
     _bad("modules", "must be a list of 1..9 modules", _set("modules", ten))
     nine = parse_config({"mqtt": {"host": "b"}, "modules": ten[:9]})

@@ -76,6 +76,8 @@ def _shown(value):
         return repr(value)
     if type(value) in (int, float):
         return repr(value)
+    if type(value) is list:
+        return "a list of %d" % len(value)  # a list too long or too short: say how long
     return kind_of(value)
 
 

@@ -23,7 +23,7 @@ def _paho():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise CliError("this command needs the paho-mqtt package, which is not installed: pip install paho-mqtt")
+        raise CliError("this command needs the paho-mqtt package, which is not installed: pip install 'rbamp[mqtt]' (or paho-mqtt)")
     return mqtt
 
 
