@@ -77,7 +77,8 @@ test: deps bench-deps
 	XRT_MPY32=$(abspath $(MPY32)) $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks rewrite their section of BENCHMARKS.md and their plots in docs/bench/; each can run
-# on its own. Their plotting library is installed here, not for `make test`.
+# on its own. Their plotting library (requirements-bench.txt) is installed here; `make test` installs
+# it too, because the benchmark tests draw the plots.
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
 BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy bench-flash bench-survival bench-rp2040
 
