@@ -79,7 +79,7 @@ def test_configs_of_a_removed_module_and_an_old_device_id_disappear_from_the_bro
             await sb.finish(link, task, graceful=True)
             observer.close()
         assert sorted(removals()) == sorted(gone), removals()
-        configs = [t for t, p in observer.messages if p and t.split("/")[2] == new_id]
+        configs = [t for t, p in observer.messages if p and t.split("/")[0] == prefix and t.split("/")[2] == new_id]
         assert sorted(configs) == sorted(t for t, _ in new), configs
 
     sb.run(main())
