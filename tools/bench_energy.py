@@ -118,6 +118,8 @@ class _BenchBoard:
     """What ``Gateway`` asks of a board for metering: the clock, the bus, DRDY and the journal."""
 
     name = "bench"
+    config_path = "config.json"  # only named in the log: the config comes in as a LoadResult
+    last_good_path = "config.last_good.json"
 
     def __init__(self, clock, bus, drdy, flash):
         self.clock = clock

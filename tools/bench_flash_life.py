@@ -89,6 +89,8 @@ class _BenchBoard:
     """What ``Gateway.run`` asks of a board: the bus and the journal; no DRDY, watchdog or network."""
 
     name = "bench"
+    config_path = "config.json"  # only named in the log: the config comes in as a LoadResult
+    last_good_path = "config.last_good.json"
 
     def __init__(self, clock, bus, journal):
         self.clock = clock
