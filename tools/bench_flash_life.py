@@ -203,7 +203,7 @@ def simulate(spec):
     stock = spec["placement"] == "stock"
     config = parse_config({"mqtt": {"host": "broker.invalid"}, "period_s": period_s, "device_id": "bench",
                            "modules": [{"address": 0x50, "label": "house"}]})
-    config["mqtt"]["host"] = ""  # no MqttLink from Gateway.run: the stand-in below is the link
+    config["mqtt"]["host"] = None  # no MqttLink from Gateway.run: the stand-in below is the link
     clock = VirtualClock()
     # channel 0: house circuits; channel 1 idle (no PV: its export would need the 5 Hz sampler)
     sim = SimModule("UI2", 0x04, addr=0x50, clock=clock, seed=11,
