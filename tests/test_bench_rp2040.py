@@ -47,8 +47,9 @@ def test_cheap_figures_are_measured_on_the_chip_and_reported(tmp_path):
         assert fig[name]["min_us"] <= fig[name]["median_us"] <= fig[name]["max_us"], (name, fig[name])
     assert fig["read_all v1.3"]["median_us"] < 5000, fig["read_all v1.3"]
     assert fig["timer"]["median_us"] < fig["read_all v1.3"]["median_us"]
-    # the real bus adds a 56-byte burst at 50 kHz (over 10 ms) to the driver's own work
-    assert fig["i2c read_all v1.3"]["median_us"] > fig["read_all v1.3"]["median_us"] + 10_000
+    # the real bus adds the UI2's burst at 50 kHz (U .. PF1: 52 data bytes and the addressing,
+    # 10.06 ms by the simulator's accounting; over 9 ms) to the driver's own work
+    assert fig["i2c read_all v1.3"]["median_us"] > fig["read_all v1.3"]["median_us"] + 9_000
     # the driver's hot path allocates nothing of its own (the bench's bus: one 16-byte slice)
     assert fig["read_all v1.2"]["alloc_bytes"] == 0 and fig["commit"]["alloc_bytes"] == 0, fig
     assert cpu["journal_blank"] and cpu["journal_blocks"] == 16 and cpu["journal_seq"] == 1 + 20 + 3, cpu
