@@ -68,7 +68,10 @@ def test_a_silent_server_is_timed_out_on_the_clock_and_the_loop_keeps_running():
         start_us = clock.now_us()
         task = asyncio.create_task(link.run())
         try:
-            await sb.wait_until(lambda: link.stats["failures"] >= 3, 25000, "three timeouts")
+            # the server polls its socket in real time while the link runs on the virtual clock:
+            # wait for it to have read the CONNECT too (a loaded machine can take longer)
+            await sb.wait_until(lambda: link.stats["failures"] >= 3 and server.received, 25000,
+                                "three timeouts, and the CONNECT at the server")
             failures = link.stats["failures"]
             elapsed_ms = (clock.now_us() - start_us) // 1000
             seen.append((failures, elapsed_ms, ticks[0]))
