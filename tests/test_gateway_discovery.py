@@ -402,7 +402,7 @@ def test_state_payload_leaves_out_what_could_not_be_read():
     assert got["0x50"] == {"status": "ok", "voltage": 230.0, "current": [0.5, 0.25], "power": [100.0, -50.1],
                            "power_factor": [0.5, -0.25], "reactive_power": [1.0, -2.1], "frequency": 49.99}
     assert got["0x51"]["error"] == "bus error at 0x51" and "frequency" not in got["0x51"]
-    assert got["0x51"]["power"] == [100.0, -50.1]  # the sampler's RT values still count
+    assert got["0x51"] == {"status": "ok", "error": "bus error at 0x51"}  # no old or torn values
     assert got["0x52"] == {"status": "unreachable", "error": "no ACK at 0x52"}
     assert "reactive_power" not in got["0x53"] and "error" not in got["0x53"]
     assert body["uptime_ms"] == 1000 and body["samples"] == 5 and body["config_error"] is None

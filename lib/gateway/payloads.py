@@ -151,16 +151,18 @@ def state(modules, uptime_ms, heap_used, samples, periods, safe_mode, config_err
     for module in modules:
         entry = {STATUS: module.status}
         snap = module.snapshot
-        if snap is not None and module.ready:
+        if snap is not None and module.ready and module.live_error is not None:
+            # the read failed, perhaps half way through the snapshot: no values rather than old
+            # or torn ones (Home Assistant shows the sensors as unknown)
+            entry[ERROR] = module.live_error
+        elif snap is not None and module.ready:
             channels = module.channels
             entry[VOLTAGE] = rounded(snap.voltage, 1)
             entry[CURRENT] = [rounded(snap.current[ch], 3) for ch in range(channels)]
             entry[POWER] = [rounded(snap.power[ch], 1) for ch in range(channels)]
             entry[POWER_FACTOR] = [rounded(snap.power_factor[ch], 3) for ch in range(channels)]
             reactive = module.reactive_power
-            if module.live_error is not None:
-                entry[ERROR] = module.live_error
-            elif reactive is not None:  # None until the first read_live() after the module began
+            if reactive is not None:  # None until the first read_live() after the module began
                 entry[REACTIVE_POWER] = [rounded(reactive[ch], 1) for ch in range(channels)]
                 entry[FREQUENCY] = rounded(module.frequency, 2)
         elif module.error:
