@@ -10,9 +10,9 @@ STAMP := $(VENV)/.deps-$(shell cat requirements-dev.txt requirements-run.txt pyp
 RUN_STAMP := $(VENV)/.run-deps-$(shell cat requirements-run.txt | cksum | cut -d' ' -f1)
 
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
-export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt)
+export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt):$(abspath $(CACHE)/weblib)
 
-.PHONY: test run venv deps mpy32 umqtt clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-deps
+.PHONY: test run venv deps mpy32 umqtt weblib clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-deps
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32 (PYTEST_ARGS=\"tests/test_x.py -q\" for some)"
@@ -53,6 +53,11 @@ $(RUN_STAMP): requirements-run.txt
 umqtt:
 	@tools/fetch_umqtt.sh $(CACHE)/umqtt
 
+# microdot, the web page's framework: the wheel pinned in firmware/microdot.sha256, from PyPI, into
+# .cache/weblib/microdot (tests on every runtime, `make run`, the images and `make deploy`)
+weblib:
+	@PYTHON=$(PYTHON) tools/fetch_microdot.sh $(CACHE)/weblib
+
 # The 32-bit single-float interpreter. Where it cannot be built (no apt), say so loudly and go on;
 # CI=true turns the missing interpreter into failing tests.
 mpy32:
@@ -62,14 +67,14 @@ mpy32:
 	  echo "* machine; its tests will be reported as not run.               *"; \
 	  echo "****************************************************************"; }
 
-deps: venv umqtt mpy32 stubs
+deps: venv umqtt weblib mpy32 stubs
 
 # The gateway on this PC: real main.py under MicroPython (host profile), its simulated modules in a
 # process of their own, embedded broker, live view; the gateway is restarted when it exits or dies.
 # BROKER=host:port uses another broker; CONFIG=path another config.json; DATA=dir another data
 # folder (default .run). It installs only what it runs: requirements-run.txt and umqtt (no type
 # checker, stubs, 32-bit interpreter or plotting library; `make test` adds those).
-run: $(RUN_STAMP) umqtt
+run: $(RUN_STAMP) umqtt weblib
 	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 # bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.

@@ -143,7 +143,11 @@ def test_minimal_config_gets_every_documented_default():
     assert cfg["publish"] == {"interval_s": 10, "power_change_w": 50}
     assert cfg["commit"] == {"growth_wh": 5, "interval_s": 60}
     assert cfg["homeassistant"] == {"discovery": True, "prefix": "homeassistant"}
-    assert cfg["ntp"] == {"enabled": True, "host": "pool.ntp.org"}
+    assert cfg["ntp"] == {"enabled": True, "host": None,
+                          "servers": ["pool.ntp.org", "time.cloudflare.com", "time.google.com"]}
+    assert cfg["tz"] == "UTC0"
+    assert cfg["web"] == {"enabled": True, "port": 80, "password": None}
+    assert cfg["setup"] == {"button_pin": None, "wifi_wait_s": 300, "ap_minutes": 10, "ap_password": None}
     assert cfg["log_level"] == "info"
     # DEFAULTS is the same thing without a broker, and parsing never hands out DEFAULTS' own objects
     expected = parse_config('{"mqtt": {"host": "broker.lan"}}')

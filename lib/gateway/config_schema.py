@@ -143,6 +143,17 @@ def _printable_ascii(chk, key, value):
     return value
 
 
+def _posix_tz(chk, key, value):
+    from gateway.localtime import parse_tz
+
+    try:
+        parse_tz(value)
+    except ValueError as exc:
+        chk.fail(key, "must be a POSIX TZ string like \"CET-1CEST,M3.5.0,M10.5.0/3\" or \"UTC0\" (%s)"
+                 % exc, value)
+    return value
+
+
 def _modules(chk, key, modules):
     seen = {}
     channels = 0
@@ -162,6 +173,8 @@ def _modules(chk, key, modules):
 
 # ---------------------------------------------------------------------------------- the table
 _PIN = "must be a GPIO number in 0..63"
+# several pools: one unreachable or insane server is outvoted (gateway.timesync)
+_DEFAULT_NTP_SERVERS = ["pool.ntp.org", "time.cloudflare.com", "time.google.com"]
 _DEFAULT_MODULES = [{"address": 0x50, "channels": None, "label": None, "sensor_class": None,
                      "ct_models": None}]
 
@@ -216,7 +229,20 @@ ROWS = (
     ("homeassistant", "prefix", NAME, 1, 64, "homeassistant", None, _topic),
     ("", "ntp", SECTION, 0, 0, None, None, None),
     ("ntp", "enabled", BOOL, 0, 0, True, None, None),
-    ("ntp", "host", NAME, 1, 253, "pool.ntp.org", None, _host),
+    ("ntp", "host", NAME, 1, 253, None, None, _host),  # tried before ntp.servers (the key of 0.1)
+    ("ntp", "servers", LIST, 1, 4, _DEFAULT_NTP_SERVERS, "must be a list of 1..4 NTP server names", None),
+    ("ntp.servers", "[]", NAME, 1, 253, None, None, _host),
+    ("", "tz", NAME, 1, 64, "UTC0", None, _posix_tz),
+    ("", "web", SECTION, 0, 0, None, None, None),
+    ("web", "enabled", BOOL, 0, 0, True, None, None),
+    ("web", "port", INT, 1, 65535, 80, None, None),
+    ("web", "password", TEXT, 8, 64, None, "must be 8..64 characters (the password the web page asks "
+     "for before changing anything)", None),
+    ("", "setup", SECTION, 0, 0, None, None, None),
+    ("setup", "button_pin", INT, 0, 63, None, _PIN, None),
+    ("setup", "wifi_wait_s", INT, 60, 3600, 300, None, None),
+    ("setup", "ap_minutes", INT, 1, 60, 10, None, None),
+    ("setup", "ap_password", TEXT, 8, 63, None, "must be a WPA2 passphrase of 8..63 characters", None),
     ("", "log_level", CHOICE, LOG_LEVELS, 0, "info", None, None),
 )
 
@@ -274,6 +300,11 @@ def _pins(chk, config):
     pin = config["drdy_pin"]
     if pin is not None and pin in (i2c["scl"], i2c["sda"]):
         chk.fail("drdy_pin", "is already used by the I2C bus", pin)
+    button = config["setup"]["button_pin"]
+    if button is not None and button in (i2c["scl"], i2c["sda"]):
+        chk.fail("setup.button_pin", "is already used by the I2C bus", button)
+    if button is not None and button == pin:
+        chk.fail("setup.button_pin", "is already used by drdy_pin", button)
 
 
 HARDWARE_RULES = (_pins,)
