@@ -21,6 +21,7 @@ data folder's block files (``energy.d``, as on stock firmware) and the network i
 Environment: ``RBAMP_DATA`` (data folder, default ``.run``), ``RBAMP_SIM`` (``UI2@1.3`` style:
 variant and protocol), ``RBAMP_SIM_SEED``, ``RBAMP_SIM_HOUR`` (the simulated time of day the
 household load starts at, default 7); the server takes them from the environment it starts in.
+``RBAMP_WEB_PORT``: the web page's port on 127.0.0.1 (default 8080).
 
 Tests drive the simulated hardware from outside through two files in the data folder: commands
 written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``, ``mains 0x50 off``,
@@ -97,6 +98,21 @@ class HostBoard(Board):
 
     def ip_address(self):
         return None  # not known to MicroPython's unix port without a connection to look at
+
+    def web_address(self, cfg):
+        """Loopback only (the PC's page is for the person at the PC), on ``RBAMP_WEB_PORT``
+        (``make run WEB_PORT=``; default 8080: port 80 needs root on a PC)."""
+        text = os.getenv("RBAMP_WEB_PORT") or "8080"
+        try:
+            port = int(text)
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise ValueError("RBAMP_WEB_PORT must be a TCP port number (1..65535), not %r" % text)
+        return ("127.0.0.1", port)
+
+    def set_utc_time(self, seconds):
+        return None  # the PC keeps its own clock (its NTP daemon sets it), never the gateway
 
     def watchdog(self, timeout_ms):
         return None

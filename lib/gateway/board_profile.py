@@ -22,6 +22,10 @@ on this class without importing the module that looks profiles up: no import cyc
 JOURNAL_BLOCK_SIZE = 4096
 JOURNAL_BLOCKS = 16
 
+# MicroPython on the RP2040 and the ESP32 counts time from 2000-01-01; the unix port and CPython
+# from 1970-01-01. Wall-clock seconds leave a profile counted from 1970 on every port.
+_SECONDS_1970_TO_2000 = 946684800
+
 
 class Board:
     """Common behaviour; a profile overrides what differs."""
@@ -34,6 +38,7 @@ class Board:
 
         self.clock = SYSTEM_CLOCK
         self.radio_failed = False  # the Wi-Fi chip did not start: not touched again until a reset
+        self._epoch_offset = None  # seconds from 1970 to this port's epoch, looked up once
 
     def path(self, name):
         return self.data_dir + "/" + name if self.data_dir else "/" + name
@@ -181,6 +186,34 @@ class Board:
         """The board's IPv4 address while connected, else None."""
         wlan = self._station()
         return None if wlan is None else wlan.ifconfig()[0]
+
+    def web_address(self, cfg):
+        """Where the web server listens: (host, port). A board serves every interface (its
+        station address and, in setup mode, its access point's)."""
+        return ("0.0.0.0", cfg["web"]["port"])
+
+    def _port_epoch_offset(self):
+        if self._epoch_offset is None:
+            import time
+
+            self._epoch_offset = _SECONDS_1970_TO_2000 if time.gmtime(0)[0] == 2000 else 0
+        return self._epoch_offset
+
+    def utc_time(self):
+        """Seconds since 1970-01-01 UTC by the board's clock, whatever epoch the port counts
+        from (an int; meaningful only once the clock was set, see ``set_utc_time``)."""
+        import time
+
+        return int(time.time()) + self._port_epoch_offset()
+
+    def set_utc_time(self, seconds):
+        """Set the board's real-time clock to ``seconds`` since 1970-01-01 UTC (from NTP)."""
+        import time
+
+        import machine
+
+        year, month, day, hour, minute, second, weekday, _ = time.gmtime(int(seconds) - self._port_epoch_offset())
+        machine.RTC().datetime((year, month, day, weekday, hour, minute, second, 0))
 
     def watchdog(self, timeout_ms):
         from machine import WDT
