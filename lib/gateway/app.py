@@ -19,6 +19,9 @@ WATCHDOG_MS = 8000
 STALL_MS = 5000  # the watchdog is fed only while samples keep coming
 HEALTH_FIRST_MS = 30000
 HEALTH_EVERY_MS = 600000
+LIVE_EVERY_MS = 1000  # live values for the web page at most this often while someone watches
+RESTART_DELAY_MS = 500  # the HTTP answer that asked for a restart leaves first
+STOP_LINK_MS = 3000  # a restart waits this long at most for the "offline" message to go out
 ANNOUNCED_TOPICS = "discovery_topics"  # the Home Assistant configs announced (gateway.discovery)
 
 
@@ -39,6 +42,16 @@ class Gateway:
         self._last_powers = {}
         self._seeded = False
         self.uptime_ms = 0
+        self.version = VERSION
+        # the optional services (gateway.services): None when off or not started yet
+        self.calendar = None
+        self.timesync = None
+        self.setup = None
+        self.web = None
+        self.viewers = 0  # open live streams of the web page (the web server counts them)
+        self._live = asyncio.Event()
+        self._last_live_ms = None
+        self._restarting = False
 
     # ------------------------------------------------------------------ set-up
     def _make_modules(self, state):
@@ -203,13 +216,50 @@ class Gateway:
             if self.link is not None:
                 for module in self.metering.modules:
                     self.link.set_module_available(module.key, module.ready)
-            if not due and not self._power_changed():
+            publish = due or self._power_changed()
+            watched = self.viewers > 0 and (self._last_live_ms is None or clock.ticks_diff(
+                clock.ticks_ms(), self._last_live_ms) >= LIVE_EVERY_MS)
+            if not publish and not watched:
                 continue
-            self._last_state_ms = clock.ticks_ms()
-            self._remember_powers()
-            if self.link is not None:
-                self.metering.read_live()
+            if publish:
+                self._last_state_ms = clock.ticks_ms()
+                self._remember_powers()
+            if self.link is None and not self.viewers:
+                continue
+            self.metering.read_live()
+            self._last_live_ms = clock.ticks_ms()
+            self._live.set()  # every waiter is woken; later waiters wait for the next round
+            self._live.clear()
+            if publish and self.link is not None:
                 self.link.publish_state(self.state_payload())
+
+    async def wait_live(self):
+        """Return after the next round of live values was read (the web page's live stream)."""
+        await self._live.wait()
+
+    def request_restart(self, reason):
+        """Restart the gateway soon (after the HTTP answer that asked for it left): energy
+        committed, "offline" published, then the board resets (on the PC the process exits and
+        ``make run`` starts it again)."""
+        if self._restarting:
+            return
+        self._restarting = True
+        self.log.warning("restarting: %s", reason)
+        asyncio.create_task(self._restart_later())
+
+    async def _restart_later(self):
+        await self.clock.asleep_ms(RESTART_DELAY_MS)
+        try:
+            if self.metering is not None:
+                self.metering.commit_before_reset()
+        except Exception as exc:  # the reset goes ahead: the journal keeps its last commit
+            self.log.exception("could not commit before the restart", exc)
+        if self.link is not None:
+            try:
+                await asyncio.wait_for(self.link.stop(graceful=True), STOP_LINK_MS / 1000)
+            except Exception as exc:  # the broker publishes the last will instead
+                self.log.warning("could not say offline before the restart: %s", exc)
+        self.board.reset()
 
     def _on_period(self, record):
         from gateway.payloads import TS
