@@ -104,6 +104,9 @@ class SimBoard(Board):
     def watchdog(self, timeout_ms):
         return None
 
+    def web_address(self, cfg):
+        return None  # no network on the rig: the web page is tested on its own (tests/test_web_*)
+
     def reset(self):
         raise SystemExit(3)
 
