@@ -63,10 +63,10 @@ CANNOT_BUILD_HERE = 3  # build_firmware.sh: no toolchain and no way to install i
 KEEP_IMAGES = 3  # cached images kept in .cache/firmware (newest first); older ones are removed
 
 # What goes into the Pico W image, besides the offline sources: a change to any of these files
-# builds it again. boot.py and main.py of the repository are not in the image (the image's own
+# builds it again (microdot's pin names the modules make weblib puts into .cache/weblib). boot.py and main.py of the repository are not in the image (the image's own
 # main.py is firmware/frozen/main.py); ESP32 files are not in it either.
 PICO_W_INPUTS = ("firmware/boards/RBAMP_PICO_W", "firmware/frozen", "firmware/MICROPYTHON_VERSION",
-                 "manifest.py", "lib", "tools/build_firmware.sh")
+                 "manifest.py", "lib", "tools/build_firmware.sh", "firmware/microdot.sha256")
 
 
 class FirmwareImage:

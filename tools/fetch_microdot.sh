@@ -21,8 +21,11 @@ read -r want wheel < "$pin_file"
 version=${BASH_REMATCH[1]}
 modules=(__init__.py microdot.py helpers.py sse.py)
 stamp="$cache/microdot/.pinned"
+# The verified wheel is kept beside the modules: the image build and the tests compare what they
+# freeze and precompile with its members, byte for byte, without another download.
+kept_wheel="$cache/$wheel"
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$kept_wheel" ]; then
     exit 0
 fi
 
@@ -50,4 +53,6 @@ with zipfile.ZipFile(wheel) as archive:
 PY
 rm -rf "$cache/microdot"
 mv "$work/out/microdot" "$cache/microdot"
+rm -f "$cache"/microdot-*.whl
+cp "$work/$wheel" "$kept_wheel"
 echo "$want" > "$stamp"
