@@ -64,7 +64,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt
 pre{background:var(--card);padding:.6rem;overflow-x:auto;font-size:.8rem;border-radius:.4rem;margin:0}
 textarea{width:100%;min-height:22rem;font:14px/1.35 ui-monospace,Menlo,Consolas,monospace;padding:.5rem;
 color:var(--fg);background:var(--card);border:1px solid #8886;border-radius:.4rem}
-textarea.bad{border:2px solid var(--bad)}
+textarea.err{border:2px solid var(--bad);outline:0}
 input{font-size:16px;padding:.5rem;min-height:44px;border:1px solid #8886;border-radius:.4rem;
 background:var(--card);color:var(--fg)}
 button{font-size:1rem;min-height:44px;padding:.5rem 1.1rem;margin:.3rem .4rem .3rem 0;border:0;
@@ -210,23 +210,25 @@ function send(method,url,body){
 }
 function mark(key){
   var ta=$("cfg-text"),text=ta.value,at=0,end=0;
-  ta.className="bad";if(!key)return;
+  ta.className="err";if(!key)return;
   String(key).split(/[.\[\]]+/).forEach(function(part){
     if(!part)return;var i=/^\d+$/.test(part)?-1:text.indexOf('"'+part+'"',at);
     if(i>=0){at=i;end=i+part.length+2;}});
   if(end){ta.focus();ta.setSelectionRange(at,end);
     ta.scrollTop=Math.max(0,(text.slice(0,at).split("\n").length-4)*parseFloat(getComputedStyle(ta).lineHeight));}
 }
+function access(){
+  var pw=cfg.secrets_set.indexOf("web.password")>=0,may=cfg.writable||authed;
+  $("cfg-readonly").hidden=pw||cfg.writable;
+  $("login-form").hidden=!pw||may;$("logout-button").hidden=!pw||!authed;
+  $("cfg-save").disabled=!may;$("restart-button").disabled=!may;
+}
 function settings(c){
-  cfg=c;var pw=c.secrets_set.indexOf("web.password")>=0;
-  if(c.writable)authed=true;
+  cfg=c;
   txt("cfg-source","In use: "+c.in_use+(c.error?" (config error: "+c.error+")":""));
   txt("cfg-secrets",c.secrets_set.length?"Secrets stored: "+c.secrets_set.join(", ")+
     ". They show blank here; a blank secret keeps the stored value.":"No secrets stored.");
-  $("cfg-readonly").hidden=pw||c.writable;
-  $("login-form").hidden=!pw||authed;$("logout-button").hidden=!pw||!authed;
-  $("cfg-save").disabled=!(c.writable||authed);$("restart-button").disabled=!(c.writable||authed);
-  $("cfg-text").value=JSON.stringify(c.config,null,2);$("cfg-text").className="";
+  $("cfg-text").value=JSON.stringify(c.config,null,2);$("cfg-text").className="";access();
 }
 function load(){
   return send("GET","/api/config").then(function(r){
@@ -249,8 +251,7 @@ function restarted(msg){
     .catch(function(){return 1e12;}).then(function(up){txt("cfg-status",msg);back(up);});
 }
 function refused(r){
-  if(r.status===401){authed=false;$("login-form").hidden=false;$("logout-button").hidden=true;
-    $("cfg-save").disabled=false;$("login-password").focus();}
+  if(r.status===401){authed=false;if(cfg){cfg.writable=false;access();}$("login-password").focus();}
   txt("cfg-error",(r.data.error||"HTTP "+r.status)+(r.data.key?" (key: "+r.data.key+")":""));
 }
 $("cfg-save").onclick=function(){
@@ -267,7 +268,7 @@ $("restart-button").onclick=function(){
 $("login-form").onsubmit=function(ev){
   ev.preventDefault();txt("login-error","");
   send("POST","/api/login",JSON.stringify({password:$("login-password").value})).then(function(r){
-    if(r.status===200){authed=true;$("login-password").value="";txt("cfg-error","");if(cfg)settings(cfg);}
+    if(r.status===200){authed=true;$("login-password").value="";txt("cfg-error","");if(cfg)access();}
     else txt("login-error",r.data.error||"HTTP "+r.status);
   });
 };
