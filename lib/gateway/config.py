@@ -38,7 +38,7 @@ from gateway.jsonstrict import parse_json as _parse_json
 
 __all__ = ("ConfigError", "LoadResult", "DEFAULTS", "load_config", "parse_config", "parse_json",
            "redact", "secret_values", "is_secret_key", "SECRET_KEYS", "REDACTED", "LOG_LEVELS",
-           "MAX_MODULES", "MAX_NESTING", "MAX_FILE_BYTES", "SALVAGEABLE", "SOURCE_NAME")
+           "MAX_MODULES", "MAX_NESTING", "MAX_FILE_BYTES", "SALVAGEABLE", "SOURCE_NAME", "write_atomically")
 
 SOURCE_NAME = "config.json"
 MAX_FILE_BYTES = 16384  # a config is ~1 KB; a bigger file is a mistake and must not exhaust the heap
@@ -122,7 +122,7 @@ def _read_or_none(path):
         return None
 
 
-def _write_atomically(path, data):
+def write_atomically(path, data):
     """Readers see the old copy or the new one, never a mix: write beside it, then rename over."""
     temporary = path + ".tmp"
     try:
@@ -138,6 +138,9 @@ def _write_atomically(path, data):
         except OSError:
             pass
         raise
+
+
+_write_atomically = write_atomically  # the name of earlier versions
 
 
 def load_config(path, last_good_path=None):
@@ -158,7 +161,7 @@ def load_config(path, last_good_path=None):
     else:
         if last_good_path and _read_or_none(last_good_path) != data:
             try:
-                _write_atomically(last_good_path, data)
+                write_atomically(last_good_path, data)
             except OSError as exc:
                 warnings.append("could not keep a last good copy in %s (%s)" % (last_good_path, exc))
         return LoadResult(config, True, None, "file", False, warnings)
