@@ -23,6 +23,14 @@ variant and protocol), ``RBAMP_SIM_SEED``, ``RBAMP_SIM_HOUR`` (the simulated tim
 household load starts at, default 7); the server takes them from the environment it starts in.
 ``RBAMP_WEB_PORT``: the web page's port on 127.0.0.1 (default 8080).
 
+Setup mode (``gateway.setup_mode``, docs/setup.md) runs on the PC without a radio: the "access
+point" is only recorded (``ap``: (ssid, password) while up), the catch-all DNS listens on
+127.0.0.1 at ``RBAMP_DNS_PORT`` (default 5353), the networks a scan finds come from
+``RBAMP_HOST_SCAN`` or else the data folder's ``scan.json`` (a JSON list of
+``{"ssid": "home", "rssi": -52, "secure": true}``; none without either), and the setup button is
+the file ``setup_button`` in the data folder: present at boot means held (the file is consumed,
+so one press opens setup mode once). The PC's network is not Wi-Fi: no ``wifi.ssid`` is needed.
+
 Tests drive the simulated hardware from outside through two files in the data folder: commands
 written to ``sim_control`` (``unplug 0x50``, ``plug 0x50``, ``reboot 0x50``, ``mains 0x50 off``,
 one per line; the file is consumed; commands already there when a gateway connects are applied
@@ -32,7 +40,7 @@ every second (see ``rbampsim.host``).
 
 import os
 
-from gateway.board_profile import Board
+from gateway.board_profile import Board, strongest_networks
 
 _POLL_MS = 10  # DRDY edges reach the driver at most this late (a window is 200 ms)
 _TICK_MS = 10
@@ -41,6 +49,7 @@ _CONTROL_EVERY = 100  # ticks: once a second
 
 class HostBoard(Board):
     name = "host"
+    joins_wifi = False  # the PC's own network: no wifi.ssid needed, setup mode only on request
 
     def __init__(self):
         Board.__init__(self)
@@ -53,6 +62,7 @@ class HostBoard(Board):
         self._pin = None
         self._inproc = None  # the SimHost when the modules live in this process
         self.resets = 0
+        self.ap = None  # (ssid, password) while the setup "access point" is up
 
     def _connect(self, cfg):
         addresses = [module_cfg["address"] for module_cfg in cfg["modules"]]
@@ -110,6 +120,52 @@ class HostBoard(Board):
         if not 0 < port < 65536:
             raise ValueError("RBAMP_WEB_PORT must be a TCP port number (1..65535), not %r" % text)
         return ("127.0.0.1", port)
+
+    def scan(self):
+        text = os.getenv("RBAMP_HOST_SCAN")
+        source = "RBAMP_HOST_SCAN"
+        if not text:
+            source = self.path("scan.json")
+            try:
+                with open(source) as f:
+                    text = f.read()
+            except OSError:
+                return []  # nothing to show: the setup page still takes a name typed in
+        import json
+
+        try:
+            listed = json.loads(text)
+            found = [(item["ssid"].encode(), b"", 0, int(item["rssi"]), 3 if item.get("secure", True) else 0, 0)
+                     for item in listed]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError("%s: not a JSON list of {\"ssid\": str, \"rssi\": int, \"secure\": bool} (%s: %s)"
+                             % (source, type(exc).__name__, exc))
+        return strongest_networks(found)
+
+    def ap_up(self, ssid, password):
+        self.ap = (ssid, password)
+        return "127.0.0.1"
+
+    def ap_down(self):
+        self.ap = None
+
+    def dns_address(self):
+        text = os.getenv("RBAMP_DNS_PORT") or "5353"
+        try:
+            port = int(text)
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise ValueError("RBAMP_DNS_PORT must be a UDP port number (1..65535), not %r" % text)
+        return ("127.0.0.1", port)
+
+    async def button_held(self, cfg):
+        path = self.path("setup_button")
+        try:
+            os.remove(path)
+        except OSError:
+            return False  # no file: not pressed
+        return True
 
     def set_utc_time(self, seconds):
         return None  # the PC keeps its own clock (its NTP daemon sets it), never the gateway

@@ -27,6 +27,35 @@ JOURNAL_BLOCKS = 16
 _SECONDS_1970_TO_2000 = 946684800
 
 
+BUTTON_HOLD_MS = 2000
+BUTTON_READ_MS = 50
+
+
+def strongest_networks(found):
+    """[(ssid, rssi, secure)] from ``WLAN.scan()`` entries (ssid bytes, bssid, channel, rssi,
+    security, hidden): one entry per name with its strongest signal, strongest first; hidden
+    networks and names that are not UTF-8 are left out (they cannot be picked from a list)."""
+    best = {}
+    for entry in found:
+        try:
+            ssid = entry[0].decode() if isinstance(entry[0], (bytes, bytearray)) else str(entry[0])
+        except UnicodeError:
+            continue
+        if not ssid:
+            continue
+        rssi = int(entry[3])
+        known = best.get(ssid)
+        if known is None or rssi > known[1]:
+            best[ssid] = (ssid, rssi, entry[4] != 0)
+    networks = list(best.values())
+    networks.sort(key=_by_signal)
+    return networks
+
+
+def _by_signal(network):
+    return (-network[1], network[0])
+
+
 class Board:
     """Common behaviour; a profile overrides what differs."""
 
@@ -164,6 +193,65 @@ class Board:
         import network
 
         return network.WLAN(network.STA_IF).isconnected()
+
+    # ------------------------------------------------------------------ setup mode (gateway.setup_mode)
+    joins_wifi = True  # the network is this board's Wi-Fi station, joined with config.json's wifi.ssid
+
+    def scan(self):
+        """The Wi-Fi networks in reach: [(ssid, rssi dBm, secure)], strongest first, each name once.
+        The station interface is made active for it; call it before raising the access point
+        (scanning with the AP up takes the radio off the AP's channel, and its clients with it)."""
+        import network
+
+        if self.radio_failed:
+            raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        if not wlan.isconnected():
+            try:
+                wlan.disconnect()  # the ESP32 refuses to scan while the station is connecting
+            except OSError:
+                pass  # not connecting either: nothing to stop
+        return strongest_networks(wlan.scan())
+
+    def ap_up(self, ssid, password):
+        """Raise the setup access point (WPA2 with ``password``); returns its IPv4 address."""
+        import network
+
+        if self.radio_failed:
+            raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
+        ap = network.WLAN(network.AP_IF)
+        ap.active(True)  # the ESP32 takes the AP's settings only while it is active
+        security = getattr(network.WLAN, "SEC_WPA2", None)
+        if security is None:  # the Pico W names no plain WPA2: its firmware sets WPA2-AES at boot
+            ap.config(ssid=ssid, key=password)
+        else:
+            ap.config(ssid=ssid, key=password, security=security)
+        return ap.ifconfig()[0]
+
+    def ap_down(self):
+        import network
+
+        network.WLAN(network.AP_IF).active(False)
+
+    def dns_address(self):
+        """Where the setup mode's catch-all DNS listens: (host, port)."""
+        return ("0.0.0.0", 53)
+
+    async def button_held(self, cfg):
+        """True when ``setup.button_pin`` (to GND, pull-up on) reads low for the whole of
+        ``BUTTON_HOLD_MS``: one high read (a bounce, a brief touch, no button) is a no."""
+        number = cfg["setup"]["button_pin"]
+        if number is None:
+            return False
+        from machine import Pin
+
+        pin = Pin(number, Pin.IN, Pin.PULL_UP)
+        for _ in range(BUTTON_HOLD_MS // BUTTON_READ_MS):
+            if pin.value():
+                return False
+            await self.clock.asleep_ms(BUTTON_READ_MS)
+        return True
 
     def _station(self):
         """The Wi-Fi station interface while it is connected, else None. Never touched after the
