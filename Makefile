@@ -12,7 +12,7 @@ RUN_STAMP := $(VENV)/.run-deps-$(shell cat requirements-run.txt | cksum | cut -d
 export XRT_MPY64 := $(abspath $(VENV)/bin/micropython)
 export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt):$(abspath $(CACHE)/weblib)
 
-.PHONY: test run venv deps mpy32 umqtt weblib clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-deps
+.PHONY: test run venv deps mpy32 umqtt weblib clean help bench bench-driver bench-gateway bench-journal bench-energy bench-flash bench-survival bench-rp2040 bench-web bench-deps
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32 (PYTEST_ARGS=\"tests/test_x.py -q\" for some)"
@@ -28,7 +28,7 @@ help:
 	@echo "make mpy, mpy-bundle   the board code compiled with mpy-cross into build/"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "           (one at a time: bench-driver, bench-journal, bench-gateway, bench-energy, bench-flash, bench-survival,"
-	@echo "           bench-rp2040)"
+	@echo "           bench-rp2040, bench-web)"
 	@echo "make clean  remove .venv, .cache, .run, build and dist"
 
 $(STAMP): requirements-dev.txt requirements-run.txt pyproject.toml
@@ -85,7 +85,7 @@ test: deps bench-deps
 # on its own. Their plotting library (requirements-bench.txt) is installed here; `make test` installs
 # it too, because the benchmark tests draw the plots.
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
-BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy bench-flash bench-survival bench-rp2040
+BENCH_TARGETS := bench-driver bench-journal bench-gateway bench-energy bench-flash bench-survival bench-rp2040 bench-web
 
 $(BENCH_STAMP): requirements-bench.txt | $(STAMP)
 	$(VPY) -m pip install -q -r requirements-bench.txt
@@ -123,6 +123,13 @@ bench-survival: deps bench-deps
 # emulated hour (~16 min wall), CPU of the driver and the journal on the chip.
 bench-rp2040: deps bench-deps
 	$(VPY) tools/bench_rp2040.py --write
+
+# The web page (issue 16): the gateway's heap and publish latency with the page off, idle and open,
+# and page load times (the frozen mpy32 build, as bench-gateway); the web application on the
+# emulated RP2040 (no Wi-Fi there: requests through microdot's handle_request in memory).
+bench-web: deps bench-deps
+	tools/build_mpy32.sh $(CACHE)/mpy32 firmware/host_manifest.py >/dev/null
+	$(VPY) tools/bench_web.py --write
 
 bench: $(BENCH_TARGETS)
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,34 @@ def _bare_heap(interpreter, env):
     return int(out.stdout.split()[-1])
 
 
-def measure(interpreter, samples_target, frozen):
+def free_port():
+    """A TCP port free on the loopback interface right now (for the gateway's web page)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gateway_env(frozen, web_port):
+    """The gateway's environment: frozen, nothing may come from lib/ (microdot is frozen too);
+    from sources, the support path plus microdot's. The web page listens on ``web_port`` (never
+    the PC's default 8080, where `make run` may be serving)."""
+    env = {"RBAMP_WEB_PORT": str(web_port)}
+    if frozen:
+        env["MICROPYPATH"] = ".frozen"
+    else:
+        env["MICROPYPATH"] = os.pathsep.join(
+            [".frozen"] + [os.path.join(ROOT, d) for d in ("lib", "tools", ".cache/umqtt", ".cache/weblib")])
+    return env
+
+
+def measure(interpreter, samples_target, frozen, config_overrides=None, beside=None):
+    """Run the gateway until its state reports ``samples_target`` samples.
+
+    ``config_overrides``: config.json keys replaced in the benchmark's config (e.g. ``{"web":
+    {"enabled": False}}``). ``beside``: called with the web page's port once the first state
+    arrived; returns a handle whose ``stop()`` (called once the samples are in, before the
+    gateway stops) returns what it saw, kept in the result as "beside" (tools/bench_web.py opens
+    the page this way)."""
     work = tempfile.mkdtemp(prefix="rbamp-bench-gw-")
     broker = xbroker.Broker(os.path.join(work, "broker"))
     broker.start()
@@ -96,15 +124,19 @@ def measure(interpreter, samples_target, frozen):
     watcher = Watcher(broker.port)
     # Watcher stamps arrivals with time.monotonic(); this turns them into the probe's wall clock.
     wall_minus_monotonic_ns = time.time_ns() - int(time.monotonic() * 1e9)
-    config = base_config(broker.port, period_s=PERIOD_S)
-    env = {"MICROPYPATH": ".frozen"} if frozen else {}  # frozen: nothing may come from lib/
+    config = base_config(broker.port, period_s=PERIOD_S, **(config_overrides or {}))
+    web_port = free_port()
+    env = gateway_env(frozen, web_port)
     started = time.monotonic()
     # the probe wraps the simulator's methods: the modules must live in the gateway's interpreter
     gateway = Gateway(os.path.join(work, "gw"), config=config, env=env, script=PROBE,
                       simulator="inproc").start()
+    beside_handle, beside_result = None, None
     try:
         wait_until(lambda: watcher.on(BASE + "state"), 60, "first state")
         first_publish_s = watcher.on(BASE + "state")[0][3] - started
+        if beside is not None:
+            beside_handle = beside(web_port)
 
         def enough_samples():
             states = watcher.json_on(BASE + "state")
@@ -112,9 +144,13 @@ def measure(interpreter, samples_target, frozen):
 
         wait_until(enough_samples, samples_target / 5 * 1.5 + 60, "%d samples" % samples_target)
     finally:
-        gateway.stop()
-        watcher.stop()
-        broker.stop()
+        try:
+            if beside_handle is not None:
+                beside_result = beside_handle.stop()
+        finally:
+            gateway.stop()
+            watcher.stop()
+            broker.stop()
     try:
         state_messages = watcher.on(BASE + "state")
         states = [json.loads(m[1]) for m in state_messages]
@@ -128,7 +164,8 @@ def measure(interpreter, samples_target, frozen):
         probe_bytes = probe["base"] - _bare_heap(interpreter, bare_env) + probe["hooks"]
         return {"first_publish_s": first_publish_s, "heap": heap, "probe_bytes": probe_bytes,
                 "latency": latencies(probe, arrivals, periods),
-                "samples": states[-1]["samples"], "uptime_ms": states[-1]["uptime_ms"]}
+                "samples": states[-1]["samples"], "uptime_ms": states[-1]["uptime_ms"],
+                "web_port": web_port, "beside": beside_result, "log": gateway.log()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,8 @@ subscriber reads on this PC):
 
     bench-probe latch <ns>            the simulated module executes LATCH_PERIOD (on the bus)
     bench-probe period <ns> <seq>     the gateway hands period record <seq> to its MQTT link
-    bench-probe state <ns> <samples>  the gateway builds a state payload (its newest sample)
+    bench-probe state <ns> <samples>  the gateway builds a state payload (its newest sample) that
+                                      it then hands to its MQTT link
 
 and, before the gateway starts, what the probe itself keeps on the heap, so the benchmark can
 tell it apart from the gateway's steady-state heap: ``bench-probe base <bytes>`` (the heap in use
@@ -27,13 +28,20 @@ print("bench-probe base", gc.mem_alloc())
 import time  # noqa: E402
 
 import gateway.app as _app  # noqa: E402
+import gateway.mqtt_link as _link  # noqa: E402
 import rbampsim.module as _sim  # noqa: E402
+
+# When state_payload() last built a payload: the publisher hands its payload to the link right
+# after building it (no await between), so the stamp printed at publish_state() is that payload's;
+# payloads the web page builds are never printed (they never reach the subscriber).
+_built_at = [0]
 
 
 def _install():
     sim_latch = _sim.SimModule._latch
     on_period = _app.Gateway._on_period
     state_payload = _app.Gateway.state_payload
+    publish_state = _link.MqttLink.publish_state
 
     def latch(module, now_us):
         print("bench-probe latch", time.time_ns())
@@ -46,12 +54,17 @@ def _install():
     def state(gateway):
         at = time.time_ns()
         payload = state_payload(gateway)
-        print("bench-probe state", at, payload["samples"])
+        _built_at[0] = at
         return payload
+
+    def publish(link, payload):
+        print("bench-probe state", _built_at[0], payload["samples"])
+        return publish_state(link, payload)
 
     _sim.SimModule._latch = latch
     _app.Gateway._on_period = period
     _app.Gateway.state_payload = state
+    _link.MqttLink.publish_state = publish
 
 
 gc.collect()

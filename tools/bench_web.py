@@ -1,0 +1,744 @@
+"""Web page benchmark: what the gateway's web page costs in heap, page load time and metering
+latency (issue #16), written to the "Web page" section of BENCHMARKS.md.
+
+    .venv/bin/python tools/bench_web.py [--interpreter PATH] [--sources] [--samples N] [--loads N]
+                                        [--no-rp2040] [--write]
+
+On the PC, the real gateway as tools/bench_gateway.py runs it (host profile, simulated UI2 in real
+time, mosquitto on loopback, the probe that stamps state payloads and period records), by default
+on the mpy32 build with our code and microdot frozen in, four times:
+
+1. the web page off (``web.enabled: false``): the baseline;
+2. the web server on and idle (nobody connected);
+3. a page open: a client doing what the page does in a browser, one live stream
+   (``GET /api/events``) and ``GET /api/state`` every 5 s (``PageOpen``);
+4. page loads: ``GET /``, then the first ``GET /api/state``, then ``GET /api/events`` up to its
+   first event, N times in a row (``page_load``).
+
+Runs 1-3 give the steady heap (the ``heap_used`` the gateway puts in its MQTT state, after
+``gc.collect()``) and the publish latencies bench_gateway measures (state: payload built to
+arrival; period record: LATCH to arrival), so the three can be compared row by row.
+
+On the emulated RP2040 (our Pico W image in rp2040js, tools/picow): the chip has no Wi-Fi there
+(the CYW43 is not emulated), so no socket reaches it. ``measure_rp2040`` runs the gateway as the
+image starts it, then, inside it, imports the web modules, builds the web application and hands
+it requests through microdot's ``app.handle_request(reader, writer)`` with in-memory streams, and
+prints the heap at each step (``CHIP_MAIN``).
+"""
+
+import argparse
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for _path in (HERE, os.path.join(ROOT, "tests"), os.path.join(ROOT, "lib")):
+    if _path not in sys.path:
+        sys.path.append(_path)
+
+HOST = "127.0.0.1"
+STATE_EVERY_S = 5.0  # the page's own /api/state poll beside its live stream
+EVENTSOURCE_RETRY_S = 3.0  # a browser's EventSource reconnects after about 3 s
+SOCKET_TIMEOUT_S = 15.0
+SAMPLES = 1000  # as bench_gateway: about 200 s of the module's 5 Hz per run
+LOADS = 30
+LOAD_RUN_SAMPLES = 25  # run 4 only needs the gateway up
+STATE_KEYS = ("device_id", "firmware", "uptime_s", "heap_free", "heap_used", "time", "energy_period",
+              "wifi", "mqtt", "journal", "config", "modules", "log")
+
+
+class BenchError(Exception):
+    """The web page did not answer as the contract says: one line for the user."""
+
+
+# ---------------------------------------------------------------------- HTTP, by hand
+# A raw socket client, so that every byte's arrival is timed and nothing is pooled or cached: one
+# connection per request, as the gateway's server (HTTP/1.0 answers, closed after each) wants.
+def _open(port, path, timeout_s=SOCKET_TIMEOUT_S, accept=None):
+    sock = socket.create_connection((HOST, port), timeout=timeout_s)
+    head = "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (path, HOST, port)
+    if accept:
+        head += "Accept: %s\r\n" % accept
+    sock.sendall((head + "\r\n").encode())
+    return sock, sock.makefile("rb")
+
+
+def _read_head(stream, what):
+    line = stream.readline()
+    if not line:
+        raise BenchError("%s: the server closed the connection without an answer" % what)
+    parts = line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise BenchError("%s: not an HTTP status line: %r" % (what, line[:80]))
+    headers = {}
+    while True:
+        line = stream.readline()
+        if not line:
+            raise BenchError("%s: the headers were cut short" % what)
+        if line in (b"\r\n", b"\n"):
+            return int(parts[1]), headers
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+
+
+def fetch(port, path):
+    """GET ``path``: (status, headers, body bytes, seconds from connect to the last byte)."""
+    started = time.perf_counter()
+    sock, stream = _open(port, path)
+    try:
+        status, headers = _read_head(stream, "GET " + path)
+        length = headers.get("content-length")
+        body = stream.read(int(length)) if length is not None else stream.read()
+    finally:
+        stream.close()
+        sock.close()
+    return status, headers, body, time.perf_counter() - started
+
+
+def get_json(port, path):
+    status, headers, body, seconds = fetch(port, path)
+    if status != 200:
+        raise BenchError("GET %s answered %d: %r" % (path, status, body[:200]))
+    try:
+        return json.loads(body), len(body), seconds
+    except ValueError as exc:
+        raise BenchError("GET %s: not JSON (%s): %r" % (path, exc, body[:200]))
+
+
+def check_state(state, what):
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise BenchError("%s lacks %s (the contract's /api/state shape)" % (what, ", ".join(missing)))
+
+
+class EventStream:
+    """``GET /api/events``: the page's live stream, read event by event."""
+
+    def __init__(self, port, timeout_s=SOCKET_TIMEOUT_S):
+        self.sock, self.stream = _open(port, "/api/events", timeout_s, accept="text/event-stream")
+        try:
+            status, headers = _read_head(self.stream, "GET /api/events")
+            if status != 200 or not headers.get("content-type", "").startswith("text/event-stream"):
+                raise BenchError("GET /api/events answered %d, %s" % (status, headers.get("content-type")))
+        except BaseException:
+            self.close()
+            raise
+
+    def next_event(self):
+        """(event name, data text) of the next complete event; None when the stream ended."""
+        name, data = None, []
+        while True:
+            line = self.stream.readline()
+            if not line:
+                return None
+            line = line.decode().rstrip("\r\n")
+            if not line:
+                if data:
+                    return name, "\n".join(data)
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # unblocks a reader waiting in another thread
+        except OSError:
+            pass
+        self.stream.close()
+        self.sock.close()
+
+
+def _wait_listening(port, timeout_s=30.0):
+    """The web server may start a moment after the first MQTT state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError("nothing listens on %s:%d after %.0f s (is the web page on?)"
+                                 % (HOST, port, timeout_s))
+            time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------- what a browser does
+def page_load(port):
+    """One load of the page as the browser makes it, the three requests one after the other:
+    the document, its first /api/state, and its live stream up to the first event (a browser
+    sends the last two at once; here each is timed on its own). Milliseconds and bytes."""
+    started = time.perf_counter()
+    status, headers, body, page_s = fetch(port, "/")
+    if status != 200 or not headers.get("content-type", "").startswith("text/html") or b"<html" not in body.lower():
+        raise BenchError("GET / answered %d, %s, %d bytes: not the page" % (
+            status, headers.get("content-type"), len(body)))
+    state, state_bytes, state_s = get_json(port, "/api/state")
+    check_state(state, "GET /api/state")
+    opened = time.perf_counter()
+    stream = EventStream(port)
+    try:
+        event = stream.next_event()
+    finally:
+        stream.close()
+    event_s = time.perf_counter() - opened
+    if event is None or event[0] != "state":
+        raise BenchError("GET /api/events: the first event was %r, not a state" % (event,))
+    check_state(json.loads(event[1]), "the first event of /api/events")
+    return {"page_ms": page_s * 1e3, "page_bytes": len(body), "state_ms": state_s * 1e3,
+            "state_bytes": state_bytes, "event_ms": event_s * 1e3, "event_bytes": len(event[1]),
+            "total_ms": (time.perf_counter() - started) * 1e3}
+
+
+class PageLoads:
+    """``n`` page loads in a row in a thread of their own (tools/bench_gateway.py ``beside``)."""
+
+    def __init__(self, port, n):
+        self.port, self.n = port, n
+        self.loads, self.error = [], None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            _wait_listening(self.port)
+            for _ in range(self.n):
+                self.loads.append(page_load(self.port))
+        except Exception as exc:  # reported by stop(), in the benchmark's own thread
+            self.error = exc
+
+    def stop(self):
+        self.thread.join(self.n * 10 + 60)
+        if self.thread.is_alive():
+            raise BenchError("%d page loads did not finish in time" % self.n)
+        if self.error is not None:
+            raise self.error
+        return {"loads": self.loads}
+
+
+class PageOpen:
+    """A page left open in a browser: one live stream, reconnected like an EventSource when the
+    server ends it, and ``GET /api/state`` every 5 s."""
+
+    def __init__(self, port):
+        self.port = port
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.stream = None
+        self.event_times, self.state_ms, self.problems = [], [], []
+        self.reconnects = 0
+        _wait_listening(port)
+        self.threads = [threading.Thread(target=self._events, daemon=True),
+                        threading.Thread(target=self._poll, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _problem(self, what, exc):
+        with self.lock:
+            self.problems.append("%s: %s" % (what, exc))
+
+    def _events(self):
+        while not self.stopping.is_set():
+            try:
+                stream = EventStream(self.port)
+                with self.lock:
+                    self.stream = stream
+                while not self.stopping.is_set():
+                    event = stream.next_event()
+                    if event is None:
+                        break
+                    if event[0] == "state":
+                        self.event_times.append(time.monotonic())
+                stream.close()
+            except (OSError, BenchError) as exc:
+                if self.stopping.is_set():
+                    return
+                self._problem("live stream", exc)
+            if not self.stopping.wait(EVENTSOURCE_RETRY_S):
+                self.reconnects += 1
+
+    def _poll(self):
+        while not self.stopping.wait(STATE_EVERY_S):
+            try:
+                state, _, seconds = get_json(self.port, "/api/state")
+                check_state(state, "GET /api/state")
+                self.state_ms.append(seconds * 1e3)
+            except (OSError, BenchError) as exc:
+                self._problem("GET /api/state", exc)
+
+    def stop(self):
+        self.stopping.set()
+        with self.lock:
+            if self.stream is not None:
+                self.stream.close()
+        for thread in self.threads:
+            thread.join(SOCKET_TIMEOUT_S + 5)
+        times = self.event_times
+        gaps = [(b - a) * 1e3 for a, b in zip(times, times[1:])]
+        return {"events": len(times), "event_gap_ms": gaps, "state_ms": self.state_ms,
+                "reconnects": self.reconnects, "problems": self.problems,
+                "seconds": (times[-1] - times[0]) if len(times) > 1 else 0.0}
+
+
+# ---------------------------------------------------------------------- the runs on the PC
+def _steady(heap, samples_target):
+    """Heap in use of the states in the second half of a run (the first half settles)."""
+    late = [used for samples, used in heap if samples >= samples_target // 2]
+    return late or [used for _, used in heap[-5:]]
+
+
+def measure_host(interpreter, frozen, samples=SAMPLES, loads=LOADS, progress=print):
+    """The four runs of the module docstring on the PC (tools/bench_gateway.measure)."""
+    import bench_gateway
+
+    runs = {}
+    plan = (("off", {"web": {"enabled": False}}, None),
+            ("idle", None, None),
+            ("open", None, PageOpen))
+    for name, overrides, beside in plan:
+        progress("bench_web: run '%s' (%d samples, about %d s)" % (name, samples, samples // 5 + 10))
+        result = bench_gateway.measure(interpreter, samples, frozen, config_overrides=overrides, beside=beside)
+        result["steady_heap"] = _steady(result["heap"], samples)
+        log = result.pop("log")
+        result["tracebacks"] = log.count("Traceback")
+        runs[name] = result
+    progress("bench_web: run 'loads' (%d page loads)" % loads)
+    result = bench_gateway.measure(interpreter, LOAD_RUN_SAMPLES, frozen,
+                                   beside=lambda port: PageLoads(port, loads))
+    runs["loads"] = {"loads": result["beside"]["loads"], "tracebacks": result.pop("log").count("Traceback")}
+    return {"runtime": bench_gateway.runtime_name(interpreter), "interpreter": interpreter,
+            "frozen": frozen, "samples": samples, "runs": runs}
+
+
+# ---------------------------------------------------------------------- the report
+def percentile(values, fraction):
+    from bench_gateway import percentile as nearest_rank
+
+    return nearest_rank(values, fraction)
+
+
+def _spread(values, unit="ms", digits=1):
+    """'median / p95 / max unit (n = N)' or n/a."""
+    if not values:
+        return "n/a"
+    fmt = "%%.%df" % digits
+    return "%s / %s / %s %s (n = %d)" % (fmt % percentile(values, 0.5), fmt % percentile(values, 0.95),
+                                         fmt % max(values), unit, len(values))
+
+
+def gateway_section_latency(path=None):
+    """The publish latencies the Gateway section of BENCHMARKS.md holds now: {"state": (median,
+    p95, max), "period": (...)} in ms; a row that is missing is left out."""
+    import benchreport
+
+    with open(path or benchreport.BENCHMARKS) as f:
+        text = f.read()
+    begin, end = text.find("<!-- gateway:begin -->"), text.find("<!-- gateway:end -->")
+    found = {}
+    for line in text[begin:end].splitlines():
+        for key, label in (("state", "publish latency, state:"), ("period", "publish latency, period record:")):
+            if line.startswith("| " + label):
+                numbers = line.split(" | ")[1].split(" ms")[0].split(" / ")
+                found[key] = tuple(float(x) for x in numbers)
+    return found
+
+
+def _heap_row(runs, label, pick):
+    cells = []
+    for name in ("off", "idle", "open"):
+        cells.append(pick(runs[name]))
+    return "| %s | %s |" % (label, " | ".join(cells))
+
+
+def host_report(host, reference=None):
+    runs = host["runs"]
+    off = max(runs["off"]["steady_heap"])
+    lines = [
+        "Measured with `make bench-web` (tools/bench_web.py) on **%s**: the gateway as `make bench-gateway` "
+        "runs it (interpreter `%s`%s; host profile, simulated UI2 in real time, `period_s` 5, mosquitto on "
+        "loopback, a paho subscriber and the latency probe), %d samples (about %d s) per run, with the web "
+        "page off (`web.enabled: false`), with the web server on and nobody connected, and with a page open "
+        "(a client doing what the page does: one live stream, `GET /api/events`, and `GET /api/state` every "
+        "%d s)." % (host["runtime"], os.path.relpath(host["interpreter"], ROOT),
+                    " with rbamp, gateway, microdot, umqtt and the simulator frozen in" if host["frozen"]
+                    else " loading .py sources", host["samples"], host["samples"] // 5, STATE_EVERY_S),
+        "",
+        "| figure (%s) | web page off | web server idle | page open |" % host["runtime"],
+        "|---|---|---|---|",
+        _heap_row(runs, "heap in use after gc, second half of the run (min .. max)",
+                  lambda r: "%d .. %d B" % (min(r["steady_heap"]), max(r["steady_heap"]))),
+        _heap_row(runs, "**heap: more than with the web page off** (max against max)",
+                  lambda r: "-" if r is runs["off"] else "**%+d B**" % (max(r["steady_heap"]) - off)),
+        _heap_row(runs, "samples / expected at 5 Hz",
+                  lambda r: "%d / %d" % (r["samples"], r["uptime_ms"] // 200)),
+        _heap_row(runs, "publish latency, state: payload built to arrival (median / p95 / max)",
+                  lambda r: _spread(r["latency"]["state"])),
+        _heap_row(runs, "publish latency, period record: LATCH to arrival (median / p95 / max)",
+                  lambda r: _spread(r["latency"]["period"])),
+        _heap_row(runs, "of which LATCH to hand-over to the MQTT link",
+                  lambda r: _spread(r["latency"]["handover"])),
+    ]
+    page = runs["open"]["beside"]
+    lines += [
+        "",
+        "The open page (run 3): %d live events in %.0f s, gap between events %s; `GET /api/state` %s; "
+        "%d reconnects of the live stream; %s." % (
+            page["events"], page["seconds"], _spread(page["event_gap_ms"], digits=0), _spread(page["state_ms"]),
+            page["reconnects"], "no errors" if not page["problems"] else "errors: " + "; ".join(page["problems"][:3])),
+    ]
+    loads = runs["loads"]["loads"]
+    if loads:
+        lines += [
+            "",
+            "Page load on %s, %d loads one after the other from a fresh gateway (no page open in between); "
+            "each request on a new connection, timed from connect to the last byte (a client of raw sockets "
+            "in tools/bench_web.py, on the same PC):" % (host["runtime"], len(loads)),
+            "",
+            "| request | size | time (median / p95 / max) |",
+            "|---|---|---|",
+            "| `GET /` (the page: one HTML document, no other assets) | %d B | %s |" % (
+                loads[0]["page_bytes"], _spread([x["page_ms"] for x in loads])),
+            "| the first `GET /api/state` | %d B | %s |" % (
+                loads[0]["state_bytes"], _spread([x["state_ms"] for x in loads])),
+            "| `GET /api/events` to its first `state` event | %d B of data | %s |" % (
+                loads[0]["event_bytes"], _spread([x["event_ms"] for x in loads])),
+            "| **the three in a row: page load to live values** | | **%s** |" % _spread([x["total_ms"] for x in loads]),
+        ]
+    tracebacks = sum(r["tracebacks"] for r in runs.values())
+    lines += ["", "Gateway logs of the four runs: %s." % (
+        "no traceback" if not tracebacks else "**%d tracebacks**" % tracebacks)]
+    if reference:
+        lines += ["", _latency_verdict(runs, reference)]
+    return "\n".join(lines)
+
+
+def _latency_verdict(runs, reference):
+    """The page-open run against the Gateway section's figures (the issue: latency must stay
+    within them)."""
+    parts = []
+    for key, label in (("state", "state"), ("period", "period record")):
+        ref = reference.get(key)
+        values = runs["open"]["latency"][key]
+        if ref is None or not values:
+            parts.append("%s: not compared (no figure)" % label)
+            continue
+        median, p95 = percentile(values, 0.5), percentile(values, 0.95)
+        within = median <= ref[1] and p95 <= ref[2]
+        parts.append("%s %.1f / %.1f ms against %.1f / %.1f / %.1f ms: %s" % (
+            label, median, p95, ref[0], ref[1], ref[2], "within" if within else "**not within**"))
+    return ("Against the Gateway section (median / p95 / max there; \"within\": the page-open median at "
+            "most the p95 there and its p95 at most the max there): " + "; ".join(parts) + ".")
+
+
+PLOT_NAME = "web_heap"
+
+
+def plot_host(host):
+    """Heap in use over each run (left) and the page loads (right)."""
+    from benchreport import pyplot, save_plot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    runs = host["runs"]
+    for name, label, colour in (("off", "web page off", "#999999"), ("idle", "web server idle", "#4575b4"),
+                                ("open", "page open", "#d73027")):
+        heap = runs[name]["heap"]
+        axes[0].plot([s for s, _ in heap], [h / 1024.0 for _, h in heap], label=label, color=colour, linewidth=1)
+    axes[0].set_xlabel("samples (5 Hz)")
+    axes[0].set_ylabel("heap in use after gc (KiB)")
+    axes[0].set_title("gateway heap, %s" % host["runtime"])
+    axes[0].legend(fontsize="small")
+    loads = runs["loads"]["loads"]
+    series = [("GET /", [x["page_ms"] for x in loads]), ("/api/state", [x["state_ms"] for x in loads]),
+              ("first event", [x["event_ms"] for x in loads]), ("all three", [x["total_ms"] for x in loads])]
+    axes[1].boxplot([values for _, values in series], showfliers=True)
+    axes[1].set_xticks(range(1, len(series) + 1), [name for name, _ in series])
+    axes[1].set_ylabel("ms")
+    axes[1].set_title("page load, %d loads" % len(loads))
+    fig.suptitle("Web page on %s (frozen build), real-time simulated UI2" % host["runtime"])
+    return save_plot(fig, PLOT_NAME)
+
+
+# ---------------------------------------------------------------------- the emulated RP2040
+# main.py on the chip's filesystem: the gateway as the image's frozen main.py starts it, plus a
+# task that waits until it meters, then imports the web modules, builds the web application the
+# way the gateway's web server does, and hands it requests through microdot's
+# app.handle_request(reader, writer) with in-memory streams (no socket reaches the emulated chip:
+# its CYW43 is not emulated). One line per step on the console:
+#   W <step> <heap free> <heap used> <emulated us of the step> [<detail>...]
+# with the heap read after gc.collect(). The application stays referenced afterwards, so the
+# gateway's own health lines (30 s after boot, then every 10 minutes) include it.
+CHIP_MAIN = """import asyncio, gc, time
+from gateway import app as _gwapp
+
+_kept = []
+
+def _line(step, us, *detail):
+    gc.collect()
+    print("W", step, gc.mem_free(), gc.mem_alloc(), us, *detail)
+
+class _Reader:
+    def __init__(self, data):
+        self.data = data
+        self.at = 0
+    async def readline(self):
+        end = self.data.find(b"\\n", self.at)
+        end = len(self.data) if end < 0 else end + 1
+        line = self.data[self.at:end]
+        self.at = end
+        return line
+    async def read(self, n=-1):
+        end = len(self.data) if n < 0 else min(len(self.data), self.at + n)
+        chunk = self.data[self.at:end]
+        self.at = end
+        return chunk
+    async def readexactly(self, n):
+        return await self.read(n)
+
+class _Writer:
+    # counts what the server sends; keeps the status line; after `events` SSE events it fails
+    # like a socket whose peer left (ECONNRESET), as a closed browser tab does
+    def __init__(self, events=None):
+        self.head = b""
+        self.sent = 0
+        self.events = events
+        self.seen = 0
+    async def awrite(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        if len(self.head) < 64:
+            self.head += data[:64]
+        self.sent += len(data)
+        if self.events is not None and b"event: state" in data:
+            self.seen += 1
+            if self.seen >= self.events:
+                raise OSError(104)
+    def write(self, data):
+        self.sent += len(data)
+        if len(self.head) < 64:
+            self.head += bytes(data[:64])
+    async def drain(self):
+        pass
+    async def aclose(self):
+        pass
+    def close(self):
+        pass
+    async def wait_closed(self):
+        pass
+    def get_extra_info(self, name):
+        return ("10.0.0.2", 50000)
+
+def _status(writer):
+    parts = writer.head.split(b" ", 2)
+    return parts[1].decode() if len(parts) > 1 else "-"
+
+async def _request(web, path, events=None):
+    writer = _Writer(events)
+    reader = _Reader(b"GET " + path + b" HTTP/1.1\\r\\nHost: pico\\r\\nAccept: */*\\r\\n\\r\\n")
+    t0 = time.ticks_us()
+    await web.handle_request(reader, writer)
+    return time.ticks_diff(time.ticks_us(), t0), _status(writer), writer.sent
+
+async def _bench(gateway):
+    while gateway.metering is None or gateway.metering.samples < 10:
+        await asyncio.sleep_ms(200)
+    await asyncio.sleep_ms(1000)
+    _line("metering", 0, gateway.metering.samples, 1 if getattr(gateway, "web", None) is not None else 0)
+    t0 = time.ticks_us()
+{import_web}
+    _line("imported", time.ticks_diff(time.ticks_us(), t0))
+    t0 = time.ticks_us()
+{build_app}
+    _kept.append(web)
+    _line("built", time.ticks_diff(time.ticks_us(), t0))
+    for path in (b"/", b"/api/state", b"/api/config", b"/api/state"):
+        us, status, sent = await _request(web, path)
+        _line("GET", us, path.decode(), status, sent)
+    us, status, sent = await _request(web, b"/api/events", events=3)
+    _line("SSE", us, "/api/events", status, sent, gateway.viewers)
+    print("W done")
+
+_run = _gwapp.Gateway.run
+
+async def _run_with_bench(self):
+    asyncio.create_task(_bench(self))
+    await _run(self)
+
+_gwapp.Gateway.run = _run_with_bench
+_gwapp.main()
+"""
+
+# How the chip script imports the web modules and builds the application: the gateway's own web
+# server object (lib/gateway/web_server.py) and its microdot app.
+CHIP_IMPORT_WEB = """    import microdot
+    from gateway import web_server"""
+CHIP_BUILD_APP = """    server = web_server.WebServer(gateway, "0.0.0.0", 80, gateway.log)
+    web = server.app"""
+CHIP_RUN_S = 45  # emulated seconds after "up": the bench task, then the health line at 30 s
+
+
+def chip_main():
+    return CHIP_MAIN.format(import_web=CHIP_IMPORT_WEB, build_app=CHIP_BUILD_APP)
+
+
+def parse_chip(console):
+    """The W lines and the gateway's health lines of the chip's console."""
+    import bench_rp2040
+
+    steps, requests = {}, []
+    for line in console.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or fields[0] != "W":
+            continue
+        entry = {"free": int(fields[2]), "used": int(fields[3]), "us": int(fields[4]), "detail": fields[5:]}
+        if fields[1] in ("GET", "SSE"):
+            requests.append(entry)
+        else:
+            steps[fields[1]] = entry
+    health = [tuple(int(x) for x in m.groups()) for m in bench_rp2040.HEALTH.finditer(console)]
+    return {"steps": steps, "requests": requests, "health": health, "done": "W done" in console,
+            "clean": "Traceback" not in console}
+
+
+def measure_rp2040(tmp):
+    """The gateway with the web application built on the emulated Pico W (module docstring)."""
+    import bench_rp2040
+
+    bench_rp2040.firmware()
+    files = {"config.json": bench_rp2040.CONFIG, "main.py": chip_main()}
+    result = bench_rp2040._run(tmp, files=files, sims=[bench_rp2040.SIM_V13], timeout_s=CHIP_RUN_S + 60,
+                               steps=[{"wait": bench_rp2040.UP}, {"run_s": CHIP_RUN_S}])
+    if result.exit != 0:
+        raise BenchError("the chip run stopped early: %s" % result.reason)
+    chip = parse_chip(result.console)
+    chip["emulated_s"], chip["wall_s"] = result.emulated_s, result.wall_s
+    if not chip["done"]:
+        tail = result.console.strip().splitlines()[-5:]
+        raise BenchError("the chip did not finish the web steps: %s" % " / ".join(tail))
+    return chip
+
+
+def rp2040_report(chip):
+    import bench_rp2040
+
+    steps, health = chip["steps"], chip["health"]
+    base = steps["metering"]
+
+    def heap_row(label, entry, how):
+        return "| %s | %s B | %s B (%+d B) | %s |" % (
+            label, format(entry["free"], ","), format(entry["used"], ","), entry["used"] - base["used"], how)
+
+    lines = [
+        "On the emulated RP2040 (`make bench-web`, our Pico W image, %s, %s): **no socket reaches the "
+        "chip there** (its CYW43 Wi-Fi chip is not emulated), so this is not the web server serving a "
+        "browser. It is the gateway as the image starts it (config without Wi-Fi/MQTT, a simulated UI2 on "
+        "I2C0; the web server itself %s), and beside it, in the same asyncio loop, the web modules "
+        "imported, the web application built as `gateway.web_server.WebServer` builds it, and requests "
+        "handed to microdot's `app.handle_request(reader, writer)` with in-memory streams: what the chip "
+        "holds and spends for the page, without the sockets and lwIP buffers a board with Wi-Fi adds." % (
+            bench_rp2040.MICROPYTHON, bench_rp2040.RP2040JS,
+            "was not started by the gateway (no network)" if base["detail"][1:] == ["0"]
+            else "object present (`gateway.web`)"),
+        "",
+        "| step (emulated RP2040) | heap free | heap used (vs metering only) | how |",
+        "|---|---:|---:|---|",
+        heap_row("gateway metering, no web code loaded", base, "after %s samples, `gc.collect()`" % base["detail"][0]),
+        heap_row("web modules imported (frozen: microdot, gateway.web_*)", steps["imported"],
+                 "import took %.1f ms" % (steps["imported"]["us"] / 1000.0)),
+        heap_row("**web application built**", steps["built"], "`WebServer(...)` took %.1f ms" % (
+            steps["built"]["us"] / 1000.0)),
+    ]
+    for entry in chip["requests"]:
+        path, status, sent = entry["detail"][0], entry["detail"][1], int(entry["detail"][2])
+        if len(entry["detail"]) > 3:
+            how = "3 events, then the client leaves: %d B sent, %.1f ms; viewers afterwards: %s" % (
+                sent, entry["us"] / 1000.0, entry["detail"][3])
+        else:
+            how = "status %s, %d B sent, **%.1f ms** on the chip" % (status, sent, entry["us"] / 1000.0)
+        lines.append(heap_row("after `GET %s`" % path, entry, how))
+    if health:
+        uptime, free, used = health[-1][:3]
+        lines.append("| the gateway's health line at %d s (application still held) | %s B | %s B (%+d B) | its own "
+                     "`gc.collect()` |" % (uptime, format(free, ","), format(used, ","), used - base["used"]))
+    lines += ["", "Times are emulated (rp2040js counts cycles at 125 MHz; flash wait states and XIP cache "
+              "misses are not modelled, see the RP2040 section): the request time is the chip's CPU from the "
+              "request line to the last byte handed to the writer. Console %s." % (
+                  "clean" if chip["clean"] else "**with a traceback**")]
+    return "\n".join(lines)
+
+
+def report(host, chip, chip_error=None, plot=None, reference=None):
+    parts = []
+    if host is not None:
+        parts.append(host_report(host, reference))
+        if plot:
+            parts += ["", "![gateway heap per run and page loads](%s)" % plot]
+    if chip is not None:
+        parts += ["", rp2040_report(chip)]
+    elif chip_error:
+        parts += ["", "The emulated RP2040 was not measured: %s." % chip_error]
+    return "\n".join(parts).strip("\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interpreter", default=os.path.join(ROOT, ".cache/mpy32/micropython-32-frozen"))
+    parser.add_argument("--sources", action="store_true", help="the interpreter loads lib/ from .py files")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="samples per PC run (default %d)" % SAMPLES)
+    parser.add_argument("--loads", type=int, default=LOADS, help="page loads (default %d)" % LOADS)
+    parser.add_argument("--no-host", action="store_true", help="skip the PC runs")
+    parser.add_argument("--no-rp2040", action="store_true", help="skip the emulated RP2040")
+    parser.add_argument("--json", help="also save the raw figures to this file")
+    parser.add_argument("--reuse", help="take the parts skipped (--no-host, --no-rp2040) from an earlier --json")
+    parser.add_argument("--write", action="store_true", help="replace the web section of BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if args.samples < 10 or args.loads < 1:
+        parser.error("--samples must be at least 10 and --loads at least 1")
+    if not args.no_host and not os.path.exists(args.interpreter):
+        parser.error("no interpreter at %s (make bench-web builds it)" % args.interpreter)
+    host = chip = chip_error = None
+    if args.reuse:
+        with open(args.reuse) as f:
+            earlier = json.load(f)
+        host = earlier["host"] if args.no_host else None
+        chip, chip_error = (earlier["rp2040"], earlier["rp2040_error"]) if args.no_rp2040 else (None, None)
+    if args.write and args.no_host and host is None:
+        parser.error("--write needs the PC figures: drop --no-host or --reuse a --json that has them")
+    try:
+        if not args.no_host:
+            host = measure_host(args.interpreter, not args.sources, args.samples, args.loads,
+                                progress=lambda text: print(text, file=sys.stderr))
+        if not args.no_rp2040:
+            import bench_rp2040
+
+            print("bench_web: the emulated RP2040", file=sys.stderr)
+            try:
+                chip = measure_rp2040(tempfile.mkdtemp(prefix="bench-web-rp2040-"))
+            except bench_rp2040.BenchError as exc:  # a missing toolchain or Node: said in the report
+                chip_error = str(exc)
+    except BenchError as exc:
+        print("bench_web: %s" % exc, file=sys.stderr)
+        return 1
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"host": host, "rp2040": chip, "rp2040_error": chip_error}, f, indent=1)
+    plot = plot_host(host) if args.write and host is not None else None
+    text = report(host, chip, chip_error, plot, gateway_section_latency())
+    print(text)
+    if args.write:
+        from benchreport import replace_section
+
+        replace_section("web", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
