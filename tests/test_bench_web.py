@@ -1,0 +1,123 @@
+"""The web page benchmark (tools/bench_web.py) runs and its report parses: a short run on the PC
+(mpy64 from sources; mosquitto or amqtt, like the MQTT tests), the chip script's console lines
+made into the RP2040 table, the Gateway section's latency figures read back, and a short run on the
+emulated Pico W (skipped without Node or the toolchain, except under CI=true). Host-side. No
+timing asserts: the figures must be there and be of the right kind, not fast."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import bench_web  # noqa: E402
+
+
+def _rows(text):
+    """{first cell: [the other cells]} of every Markdown table row."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_a_short_run_on_the_pc_measures_every_figure(tmp_path):
+    interpreter = os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython")
+    raw = str(tmp_path / "web.json")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_web.py"), "--interpreter", interpreter,
+                          "--sources", "--samples", "40", "--loads", "3", "--no-rp2040", "--json", raw],
+                         capture_output=True, text=True, timeout=480)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = _rows(out.stdout)
+
+    heap = rows["heap in use after gc, second half of the run (min .. max)"]
+    assert len(heap) == 3, heap
+    for cell in heap:
+        low, high = (int(x) for x in cell.rstrip(" B").split(" .. "))
+        assert 0 < low <= high, heap
+    delta = rows["**heap: more than with the web page off** (max against max)"]
+    assert delta[0] == "-" and all(cell.strip("*").endswith(" B") for cell in delta[1:]), delta
+    state = rows["publish latency, state: payload built to arrival (median / p95 / max)"]
+    assert "n/a" not in " ".join(state), state  # the probe found the MQTT link's payloads in every run
+
+    with open(raw) as f:
+        figures = json.load(f)
+    runs = figures["host"]["runs"]
+    assert figures["rp2040"] is None
+    assert all(run["tracebacks"] == 0 for run in runs.values()), runs
+    page = runs["open"]["beside"]
+    assert page["events"] > 0 and page["problems"] == [], page  # the live stream delivered state events
+    loads = runs["loads"]["loads"]
+    assert len(loads) == 3
+    for load in loads:
+        # the page is one HTML document; the state and the first event are the contract's JSON
+        assert load["page_bytes"] > 1000 and load["state_bytes"] > 100 and load["event_bytes"] > 100, load
+    assert rows["**the three in a row: page load to live values**"][1].endswith("(n = 3)**")
+    assert "Against the Gateway section" in out.stdout
+
+
+CHIP_CONSOLE = """gateway 0.1.0 up: 1 module(s), 2 channel(s), device id bench-rp2040
+W metering 150000 60000 0 15 0
+W imported 149000 61000 2100
+W built 140000 70000 850
+W GET 139000 71000 40000 / 200 21000
+W GET 139000 71000 30000 /api/state 200 2400
+W GET 139000 71000 20000 /api/config 200 900
+W GET 139000 71000 29000 /api/state 200 2400
+W SSE 139000 71000 3000000 /api/events 200 7300 0
+W done
+health: uptime 30 s, heap free 138000 B, used 72000 B, samples 150, periods 0, commits 1, commit errors 0, mains losses 0
+"""
+
+
+def test_the_chip_lines_make_the_rp2040_table():
+    chip = bench_web.parse_chip(CHIP_CONSOLE)
+    assert chip["done"] and chip["clean"]
+    assert chip["steps"]["built"] == {"free": 140000, "used": 70000, "us": 850, "detail": []}
+    assert [r["detail"][0] for r in chip["requests"]] == ["/", "/api/state", "/api/config", "/api/state",
+                                                        "/api/events"]
+    rows = _rows(bench_web.rp2040_report(chip))
+    assert rows["**web application built**"][:2] == ["140,000 B", "70,000 B (+10000 B)"]
+    assert "**40.0 ms** on the chip" in rows["after `GET /`"][2]
+    assert "viewers afterwards: 0" in rows["after `GET /api/events`"][2]
+    assert rows["the gateway's health line at 30 s (application still held)"][:2] == ["138,000 B",
+                                                                                      "72,000 B (+12000 B)"]
+    assert "was not started by the gateway (no network)" in bench_web.rp2040_report(chip)
+
+
+def test_the_gateway_section_latency_is_read_back_and_judged():
+    reference = bench_web.gateway_section_latency()
+    for key in ("state", "period"):
+        median, p95, most = reference[key]
+        assert 0 < median <= p95 <= most, reference
+    runs = {"open": {"latency": {"state": [1.0] * 19 + [50.0], "period": [reference["period"][2] + 1.0] * 20}}}
+    verdict = bench_web._latency_verdict(runs, {"state": (2.0, 3.0, 60.0), "period": reference["period"]})
+    state, period = verdict.split(": ", 1)[1].split("; ")
+    assert state.endswith(": within"), verdict  # median 1.0 <= 3.0, p95 1.0 <= 60.0
+    assert period.endswith("**not within**."), verdict
+
+
+def test_the_web_application_runs_on_the_emulated_chip(tmp_path):
+    import support_firmware
+    import support_picow
+
+    # the prerequisites first, so that a missing one skips (or fails in CI) with its own reason
+    support_picow.ensure_runner()
+    support_firmware.pico_w_image()
+    support_picow.micropython()
+    chip = bench_web.measure_rp2040(str(tmp_path))
+    assert chip["clean"], chip
+    steps = chip["steps"]
+    assert int(steps["metering"]["detail"][0]) >= 10  # the gateway metered before the web code loaded
+    assert steps["imported"]["used"] > steps["metering"]["used"] - 4096
+    statuses = {r["detail"][0]: r["detail"][1] for r in chip["requests"]}
+    assert statuses == {"/": "200", "/api/state": "200", "/api/config": "200", "/api/events": "200"}, chip
+    sse = chip["requests"][-1]
+    assert int(sse["detail"][2]) > 0 and sse["detail"][3] == "0", sse  # events sent; the viewer left
+    assert chip["health"], "no health line after the web steps"
+    text = bench_web.rp2040_report(chip)
+    assert "**no socket reaches the chip there**" in text
