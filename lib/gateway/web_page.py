@@ -111,7 +111,7 @@ button.alt{background:var(--mute)}button:disabled{opacity:.5}
 "use strict";
 var $=function(id){return document.getElementById(id);};
 var PARTS=["total","today","yesterday","month","last_month"],shape="",es=null,seen=0,polling=false;
-var cfg=null,authed=false,restarting=null;
+var mode="connecting",ticks=0,cfg=null,authed=false,restarting=null;
 function txt(id,t){var e=$(id);if(e&&e.textContent!==t)e.textContent=t;}
 function num(v,d){return v===null||v===undefined?"-":Number(v).toFixed(d);}
 function kwh(v){return v===null||v===undefined?"-":(v/1000).toFixed(3);}
@@ -181,25 +181,28 @@ function show(s){
     });
   });
   $("log").textContent=(s.log||[]).join("\n");
-  conn();
 }
-function conn(){
-  var open=es&&es.readyState===1,fresh=Date.now()-seen<12000,e=$("conn");
-  var t=fresh?(open?"live":"polling"):"connection lost";txt("conn",t);e.className=fresh?"ok":"bad";
+function conn(m){
+  if(m)mode=m;
+  if(seen&&Date.now()-seen>12000)mode="connection lost";
+  txt("conn",mode);$("conn").className=mode==="live"||mode==="polling"?"ok":"bad";
 }
 function stream(){
   if(es)es.close();
+  es=null;if(!window.EventSource||document.hidden)return;
   es=new EventSource("/api/events");
-  es.addEventListener("state",function(ev){show(JSON.parse(ev.data));});
-  es.onerror=function(){if(es.readyState===2)es=null;conn();};
+  es.addEventListener("state",function(ev){show(JSON.parse(ev.data));conn("live");});
+  // readyState 2: the gateway refused the stream (e.g. too many open); polling stands in, a retry comes later
+  es.onerror=function(){if(es&&es.readyState===2)es=null;conn("connection lost");poll();};
 }
 function poll(){
-  if(polling||(es&&es.readyState===1&&Date.now()-seen<12000))return;
+  if(polling||(es&&es.readyState===1&&mode==="live"))return;
   polling=true;
   fetch("/api/state",{cache:"no-store"}).then(function(r){if(!r.ok)throw r.status;return r.json();})
-    .then(show).catch(function(){}).then(function(){polling=false;conn();});
+    .then(function(s){show(s);conn(es&&es.readyState===1?"live":"polling");})
+    .catch(function(){conn("connection lost");}).then(function(){polling=false;});
 }
-setInterval(function(){poll();if(!es&&!document.hidden)stream();conn();},5000);
+setInterval(function(){poll();if(!es&&++ticks%6===0)stream();conn();},5000);
 document.addEventListener("visibilitychange",function(){
   if(document.hidden&&es){es.close();es=null;}else if(!document.hidden&&!es){stream();poll();}});
 function send(method,url,body){
