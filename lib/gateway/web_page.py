@@ -17,7 +17,7 @@ Element ids, stable for tests (``<key>`` is a module key such as ``m50``, ``<n>`
 
     conn                        the connection: "live" (SSE), "polling", "connection lost"
     device-id, firmware, uptime, heap, time, wifi, mqtt, config-in-use    status fields
-    banner                      the config error / setup-mode notice (hidden when none)
+    banner, setup-link          the config error / setup-mode notice (hidden when none), its link to /setup
     u-<key>, f-<key>, st-<key>  a module's voltage (V), frequency (Hz), status text
     i-<key>-<n>, p-<key>-<n>, pf-<key>-<n>, q-<key>-<n>    a channel's I (A), P (W), PF, Q (var)
     import-<part>-<key>-<n>, export-<part>-<key>-<n>        energy in kWh, 3 decimals
@@ -113,13 +113,13 @@ var $=function(id){return document.getElementById(id);};
 var PARTS=["total","today","yesterday","month","last_month"],shape="",es=null,seen=0,polling=false;
 var mode="connecting",ticks=0,cfg=null,authed=false,restarting=null;
 function txt(id,t){var e=$(id);if(e&&e.textContent!==t)e.textContent=t;}
-function num(v,d){return v===null||v===undefined?"-":Number(v).toFixed(d);}
-function kwh(v){return v===null||v===undefined?"-":(v/1000).toFixed(3);}
+function num(v,d){return v==null?"-":Number(v).toFixed(d);}
+function kwh(v){return v==null?"-":(v/1000).toFixed(3);}
 function esc(s){return String(s).replace(/[&<>"']/g,function(c){return "&#"+c.charCodeAt(0)+";";});}
-function dur(s){if(s===null||s===undefined)return "-";var v=[Math.floor(s/86400),Math.floor(s%86400/3600),
+function dur(s){if(s==null)return "-";var v=[Math.floor(s/86400),Math.floor(s%86400/3600),
   Math.floor(s%3600/60),Math.floor(s%60)],u=[" d"," h"," min"," s"],i=0;while(i<3&&!v[i])i++;
   return v.slice(i).map(function(x,j){return x+u[i+j];}).join(" ");}
-function hex(a){return a===null||a===undefined?"-":"0x"+Number(a).toString(16);}
+function hex(a){return a==null?"-":"0x"+Number(a).toString(16);}
 function row(cells,tag){return "<tr>"+cells.map(function(c){return "<"+(tag||"td")+(c[1]?" id='"+esc(c[1])+"'":"")+
   ">"+esc(c[0])+"</"+(tag||"td")+">";}).join("")+"</tr>";}
 function build(s){
@@ -150,17 +150,17 @@ function show(s){
   var sh=s.modules.map(function(m){return m.key+":"+m.channels.map(function(c){return c.ch;});}).join(" ");
   if(sh!==shape){shape=sh;build(s);}
   txt("device-id",s.device_id||"");txt("firmware",s.firmware||"-");txt("uptime",dur(s.uptime_s));
-  txt("heap",s.heap_free===null?"-":s.heap_free+" B free, "+s.heap_used+" B used");
+  txt("heap",s.heap_free==null?"-":s.heap_free+" B free, "+s.heap_used+" B used");
   var t=s.time||{};txt("time",t.synced?t.local+" ("+t.tz+")":"not synced yet ("+(t.tz||"-")+")");
-  var w=s.wifi||{};txt("wifi",[w.mode,w.ssid,w.rssi===null||w.rssi===undefined?null:w.rssi+" dBm",w.ip]
-    .filter(function(x){return x!==null&&x!==undefined&&x!=="";}).join(", ")||"-");
+  var w=s.wifi||{};txt("wifi",[w.mode,w.ssid,w.rssi==null?null:w.rssi+" dBm",w.ip]
+    .filter(function(x){return x!=null&&x!=="";}).join(", ")||"-");
   var q=s.mqtt||{};txt("mqtt",(q.state||"-")+(q.broker?" ("+q.broker+")":""));
   var c=s.config||{};txt("config-in-use",c.in_use||"-");
-  var b=$("banner"),msg=c.error?"config.json: "+c.error:
-    (w.mode==="setup"?"Setup mode: open /setup to choose a network":"");
-  txt("banner",msg);b.hidden=!msg;
-  var j=s.journal||{};txt("journal-records",j.records===undefined?"-":String(j.records));
-  txt("journal-commit",j.last_commit_s===null||j.last_commit_s===undefined?"-":dur(j.last_commit_s)+" ago");
+  var b=$("banner"),setup=w.mode==="setup";b.hidden=!c.error&&!setup;
+  if(c.error)txt("banner","Config problem: "+c.error);
+  else if(setup&&!$("setup-link"))b.innerHTML="Setup mode: <a id='setup-link' href='/setup'>choose a Wi-Fi network</a>";
+  var j=s.journal||{};txt("journal-records",j.records==null?"-":String(j.records));
+  txt("journal-commit",j.last_commit_s==null?"-":dur(j.last_commit_s)+" ago");
   txt("journal-erases",j.erases?j.erases.join(", "):"-");
   txt("journal-other",Object.keys(j).filter(function(x){return ["records","last_commit_s","erases"].indexOf(x)<0;})
     .map(function(x){return x+": "+JSON.stringify(j[x]);}).join(", "));
@@ -170,7 +170,7 @@ function show(s){
     txt("st-"+k,m.status+(m.error?": "+m.error:""));$("st-"+k).className=ok?"ok":"bad";
     txt("today-head-"+k,s.energy_period==="day"?"today":"since boot");
     txt("address-"+k,hex(m.address));txt("label-"+k,m.label||"-");txt("variant-"+k,m.variant||"-");
-    txt("protocol-"+k,m.protocol===null||m.protocol===undefined?"-":String(m.protocol));
+    txt("protocol-"+k,m.protocol==null?"-":String(m.protocol));
     txt("error-"+k,m.status+(m.error?": "+m.error:""));$("error-"+k).className=ok?"ok":"bad";
     m.channels.forEach(function(ch){
       var n=k+"-"+ch.ch;
