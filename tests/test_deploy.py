@@ -14,6 +14,7 @@ with a fresh prompt and mpremote reports "could not enter raw repl").
 """
 
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -24,12 +25,16 @@ import sys
 import pytest
 from support_cli import run_module
 from support_e2e import Watcher, base_config, require, wait_until
+from xrt.broker import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = "deploy-gw"
 BASE = "rbamp/%s/" % DEVICE_ID
 PACKAGES = ("rbamp", "gateway")
 TOOLS = os.path.join(ROOT, "tools")
+# microdot goes on every board precompiled (tools/deploy.py): the modules the images freeze
+MICRODOT_MPY = {os.path.join("lib", "microdot", name) for name in
+                ("__init__.mpy", "microdot.mpy", "helpers.mpy", "sse.mpy")}
 
 
 def interpreter():
@@ -73,6 +78,7 @@ class UnixPortBoard:
                                               os.path.join(ROOT, ".cache", "umqtt")])
         env["RBAMP_DATA"] = "."  # the host profile's config.json and flash image at the root
         env["RBAMP_SIM_INPROC"] = "1"  # the board's simulated module dies with it: nothing lingers
+        env["RBAMP_WEB_PORT"] = str(free_port())  # the gateway's page, off the PC's default 8080
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["socat", "PTY,link=%s,raw,echo=0" % self.link,
@@ -166,7 +172,8 @@ def write_config(path, port):
 
 
 def expected_files(source):
-    """The board files deploy must have copied from ``source`` (relative paths)."""
+    """The board files deploy must have copied from ``source`` (relative paths), and microdot's
+    .mpy files (compiled by deploy from the repository, taken from a bundle)."""
     found = set()
     for package in PACKAGES:
         for name in os.listdir(os.path.join(source, "lib", package)):
@@ -174,7 +181,30 @@ def expected_files(source):
                 found.add(os.path.join("lib", package, name))
     if source == ROOT:
         found -= {os.path.join("lib", "rbamp", "manifest.py")}
-    return found | {"boot.py", "main.py"}
+    return found | MICRODOT_MPY | {"boot.py", "main.py"}
+
+
+def assert_microdot_is_the_pinned_one_precompiled(board, tmp_path):
+    """Each microdot .mpy on the board is mpy-cross's output for the module of the pinned wheel
+    (mpy-cross is deterministic: the same source and options give the same bytes)."""
+    import zipfile
+
+    import build_mpy
+
+    with open(os.path.join(ROOT, "firmware", "microdot.sha256")) as f:
+        sha256, wheel = f.read().split()
+    wheel_path = os.path.join(ROOT, ".cache", "weblib", wheel)
+    with open(wheel_path, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == sha256, wheel_path
+    with zipfile.ZipFile(wheel_path) as archive:
+        for rel in sorted(MICRODOT_MPY):
+            name = rel[len("lib/"):-len(".mpy")] + ".py"
+            source = tmp_path / "pinned" / name
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_bytes(archive.read(name))
+            build_mpy.compile_file(str(source), str(tmp_path / "pinned" / (name + ".mpy")), source_name=name)
+            with open(os.path.join(board.root, rel), "rb") as got:
+                assert got.read() == (tmp_path / "pinned" / (name + ".mpy")).read_bytes(), rel
 
 
 def assert_same_content(board, source, rels):
@@ -187,12 +217,15 @@ def import_origins(board):
     """sys.path and where the packages and the board profile come from, asked of the board before
     it boots."""
     out = mpremote(board.link, "exec",
-                   "import sys, rbamp, gateway, hostboard\nprint('origins', repr(sys.path), rbamp.__file__, "
-                   "gateway.__file__, hostboard.__file__)")
+                   "import sys, rbamp, gateway, hostboard, microdot.microdot, microdot.sse\n"
+                   "print('origins', repr(sys.path), rbamp.__file__, gateway.__file__, hostboard.__file__, "
+                   "microdot.__file__, microdot.microdot.__file__, microdot.sse.__file__)")
     line = [ln for ln in out.splitlines() if ln.startswith("origins ")][-1]
-    head, rbamp_file, gateway_file, profile_file = line.rsplit(" ", 3)
+    head, rbamp_file, gateway_file, profile_file, *microdot_files = line.rsplit(" ", 6)
     # the PC's profile is the platform's (tools/), never a file deploy put on the board
     assert profile_file == os.path.join(TOOLS, "hostboard.py"), profile_file
+    # microdot is the board's own, precompiled, whichever way the gateway was deployed
+    assert microdot_files == ["lib/microdot/__init__.mpy", "lib/microdot/microdot.mpy", "lib/microdot/sse.mpy"]
     return ast.literal_eval(head[len("origins "):]), rbamp_file, gateway_file
 
 
@@ -227,7 +260,9 @@ def test_make_deploy_copies_the_board_files_and_the_board_boots_into_them(tmp_pa
     wanted = expected_files(ROOT)
     assert board.files() == wanted | {"config.json"}  # no caches, manifests, egg-info
     assert not [f for f in board.files() if os.path.basename(f).startswith(("hostboard", "rbampsim"))]
-    assert_same_content(board, ROOT, wanted)
+    assert_same_content(board, ROOT, wanted - MICRODOT_MPY)
+    assert_microdot_is_the_pinned_one_precompiled(board, tmp_path)
+    assert "deployed %d files from %s" % (len(wanted), ROOT) in done.stdout, done.stdout
     with open(config, "rb") as want, open(os.path.join(board.root, "config.json"), "rb") as got:
         assert got.read() == want.read()
 
@@ -274,6 +309,7 @@ def test_make_deploy_mpy_replaces_a_source_deploy_and_the_board_boots_the_bundle
     assert all(rel.endswith(".mpy") for rel in wanted if rel.startswith("lib"))
     assert board.files() == wanted | {"config.json"}  # every stale .py (which would shadow) is gone
     assert_same_content(board, bundle, wanted)
+    assert_microdot_is_the_pinned_one_precompiled(board, tmp_path)
     assert not [f for f in board.files() if os.path.basename(f).startswith(("hostboard", "rbampsim"))]
 
     _, rbamp_file, gateway_file = import_origins(board)

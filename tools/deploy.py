@@ -5,7 +5,9 @@
     make deploy-config PORT=/dev/ttyACM0 CONFIG=...       # config.json only
 
 What reaches the board: the board's .py (or .mpy) files of the packages under ``<source>/lib`` into
-``/lib``, then ``boot.py``, the config as ``/config.json`` and last ``main.py``, then a reset so
+``/lib``, with microdot (the web page's framework, pinned in firmware/microdot.sha256) always
+precompiled with mpy-cross as ``/lib/microdot/*.mpy`` (from a source deploy too: compiling it on
+the board would take more heap than the gateway leaves; see tools/build_mpy.py), then ``boot.py``, the config as ``/config.json`` and last ``main.py``, then a reset so
 the board boots into the new code. First ``main.py`` and the packages' old copies are removed:
 MicroPython imports ``x.py`` before ``x.mpy``, so a stale source file would shadow the new
 bundle; and a gateway that was running keeps its watchdog armed after mpremote's Ctrl-C stops it,
@@ -33,6 +35,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("rbamp", "gateway")
+LIBRARY_PACKAGES = ("microdot",)  # not ours, always shipped as .mpy (build_mpy.library_modules)
 ROOT_FILES = ("boot.py", "main.py")
 EXAMPLE_CONFIG = os.path.join(ROOT, "config.example.json")
 SECRET_KEYS = (("wifi", "password"), ("mqtt", "password"))
@@ -58,7 +61,7 @@ _rbamp_rm('main.py')
 for _rbamp_pkg in %r:
     _rbamp_rm('lib/' + _rbamp_pkg)
 del _rbamp_rm
-""" % (PACKAGES,)
+""" % (PACKAGES + LIBRARY_PACKAGES,)
 
 CONFIG_PROBE = """import os
 try:
@@ -78,13 +81,14 @@ def package_files(source):
 
     From the repository: the board modules as tools/build_mpy.py lists them (package manifests
     left out); lib/ holds board code only, the PC's profile is tools/hostboard.py and never goes
-    on a board. From a bundle: every .py/.mpy under its lib/, which it built from that same list."""
+    on a board; microdot is compiled into the staging folder by ``stage``. From a bundle: every
+    .py/.mpy under its lib/, which it built from that same list and microdot's .mpy files."""
     if os.path.abspath(source) == ROOT:
         from build_mpy import board_modules
 
         return board_modules()
     found = []
-    for package in PACKAGES:
+    for package in PACKAGES + LIBRARY_PACKAGES:
         top = os.path.join(source, "lib", package)
         if not os.path.isdir(top):
             raise DeployError("%s is missing (build it with `make mpy-bundle`)" % top)
@@ -97,12 +101,24 @@ def package_files(source):
 
 
 def stage(source, files, staging):
-    """A copy of exactly the board's lib/ tree (no caches, no packaging files) for `cp -r lib :`."""
+    """A copy of exactly the board's lib/ tree (no caches, no packaging files) for `cp -r lib :`;
+    from the repository, with microdot compiled into it. Returns (its lib/, number of files)."""
     for rel in files:
         target = os.path.join(staging, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(source, rel), target)
-    return os.path.join(staging, "lib")
+    count = len(files)
+    if os.path.abspath(source) == ROOT:
+        import build_mpy
+
+        try:
+            for module_source, name in build_mpy.library_modules():
+                build_mpy.compile_file(module_source, os.path.join(staging, "lib", name[:-3] + ".mpy"),
+                                       source_name=name)
+                count += 1
+        except build_mpy.CompileError as exc:
+            raise DeployError(str(exc))
+    return os.path.join(staging, "lib"), count
 
 
 def validate_config(path):
@@ -198,7 +214,7 @@ def deploy(args):
                           "(start from config.example.json)")
     commands = ["exec", REMOVE_OLD_CODE]
     with tempfile.TemporaryDirectory(prefix="rbamp-deploy-") as staging:
-        lib = stage(source, files, staging)
+        lib, count = stage(source, files, staging)
         # ":." and not ":": the unix port's os.stat("") fails, and mpremote would then copy
         # lib's contents instead of lib itself; "." is the root on a board too (its cwd)
         commands += ["+", "cp", "-r", lib, ":."]
@@ -209,7 +225,7 @@ def deploy(args):
         if not args.no_reset:
             commands += ["+", "reset"]
         mpremote(args.port, args.resume, *commands)
-    print("deployed %d files from %s to %s%s%s" % (len(files) + len(ROOT_FILES), source, args.port,
+    print("deployed %d files from %s to %s%s%s" % (count + len(ROOT_FILES), source, args.port,
                                                   " with " + args.config if args.config else "",
                                                   placeholder_note(placeholders)))
 
