@@ -300,8 +300,8 @@ class Board:
 
         import machine
 
-        year, month, day, hour, minute, second, weekday, _ = time.gmtime(int(seconds) - self._port_epoch_offset())
-        machine.RTC().datetime((year, month, day, weekday, hour, minute, second, 0))
+        t = time.gmtime(int(seconds) - self._port_epoch_offset())  # 8 fields on boards, 9 elsewhere
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
     def watchdog(self, timeout_ms):
         from machine import WDT
