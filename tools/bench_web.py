@@ -124,7 +124,7 @@ def host_report(host, reference=None):
         "loopback, a paho subscriber and the latency probe), %d samples (about %d s) per run, with the web "
         "page off (`web.enabled: false`), with the web server on and nobody connected, and with a page open "
         "(a client doing what the page does: one live stream, `GET /api/events`, and `GET /api/state` every "
-        "%d s)." % (host["runtime"], os.path.relpath(host["interpreter"], ROOT),
+        "%d s; the page polls only while its stream is down, so this is the heavier case)." % (host["runtime"], os.path.relpath(host["interpreter"], ROOT),
                     " with rbamp, gateway, microdot, umqtt and the simulator frozen in" if host["frozen"]
                     else " loading .py sources", host["samples"], host["samples"] // 5, STATE_EVERY_S),
         "",
@@ -320,6 +320,7 @@ async def _bench(gateway):
         us, status, sent = await _request(web, path)
         _line("GET", us, path.decode(), status, sent)
     us, status, sent = await _request(web, b"/api/events", events=3)
+    await asyncio.sleep_ms(100)  # the stream's task ends at its next turn (its cancel is delivered there)
     _line("SSE", us, "/api/events", status, sent, gateway.viewers)
     print("W done")
 
@@ -426,8 +427,11 @@ def rp2040_report(chip):
         lines.append("| the gateway's health line at %d s (application still held) | %s B | %s B (%+d B) | its own "
                      "`gc.collect()` |" % (uptime, format(free, ","), format(used, ","), used - base["used"]))
     lines += ["", "Times are emulated (rp2040js counts cycles at 125 MHz; flash wait states and XIP cache "
-              "misses are not modelled, see the RP2040 section): the request time is the chip's CPU from the "
-              "request line to the last byte handed to the writer. Console %s." % (
+              "misses are not modelled, see the RP2040 section): a request's time is the emulated time "
+              "`app.handle_request` took, from the request line to the last byte handed to the writer, "
+              "while the gateway's own tasks run in the same loop (a route that never awaits runs "
+              "through; the live stream waits for the gateway's rounds of live values, about one a "
+              "second). Console %s." % (
                   "clean" if chip["clean"] else "**with a traceback**")]
     return "\n".join(lines)
 
