@@ -17,20 +17,21 @@ Element ids, stable for tests (``<key>`` is a module key such as ``m50``, ``<n>`
 
     conn                        the connection: "live" (SSE), "polling", "connection lost"
     device-id, firmware, uptime, heap, time, wifi, mqtt, config-in-use    status fields
-    banner, setup-link          the config error / setup-mode notice (hidden when none), its link to /setup
+    banner                      the config error / setup-mode notice (hidden when none)
+    setup-link                  setup mode only: the banner's link to /setup
     u-<key>, f-<key>, st-<key>  a module's voltage (V), frequency (Hz), status text
     i-<key>-<n>, p-<key>-<n>, pf-<key>-<n>, q-<key>-<n>    a channel's I (A), P (W), PF, Q (var)
     import-<part>-<key>-<n>, export-<part>-<key>-<n>        energy in kWh, 3 decimals
     today-head-<key>            the "today" column's header: "since boot" until the first time sync
-    variant-<key>, protocol-<key>, label-<key>, error-<key>  the module table
+    address-<key>, label-<key>, variant-<key>, protocol-<key>, error-<key>   the module table
     journal-records, journal-commit, journal-erases, journal-other   journal health
     log                         the last log lines
     nav-main, nav-settings      the two views' links
     cfg-text, cfg-save, cfg-reload, cfg-error, cfg-status, cfg-secrets, cfg-readonly, cfg-source
     login-form, login-password, login-button, login-error, logout-button, restart-button
 
-A value the gateway does not know shows as "-". Every text from the gateway goes into the
-document as text (labels and log lines are never parsed as HTML).
+Decimals: V 1, Hz 2, A 3, W 1, PF 2, var 1, kWh 3. A value the gateway does not know shows as "-".
+Text from the gateway (labels, errors, log lines) is escaped or set as text, never parsed as HTML.
 """
 
 PAGE = rb"""<!DOCTYPE html>
@@ -161,9 +162,9 @@ function show(s){
   else if(setup&&!$("setup-link"))b.innerHTML="Setup mode: <a id='setup-link' href='/setup'>choose a Wi-Fi network</a>";
   var j=s.journal||{};txt("journal-records",j.records==null?"-":String(j.records));
   txt("journal-commit",j.last_commit_s==null?"-":dur(j.last_commit_s)+" ago");
-  txt("journal-erases",j.erases?j.erases.join(", "):"-");
+  txt("journal-erases",j.erases&&j.erases.length?j.erases.join(", "):"-");
   txt("journal-other",Object.keys(j).filter(function(x){return ["records","last_commit_s","erases"].indexOf(x)<0;})
-    .map(function(x){return x+": "+JSON.stringify(j[x]);}).join(", "));
+    .map(function(x){return x.replace(/_/g," ")+": "+(typeof j[x]=="object"?JSON.stringify(j[x]):j[x]);}).join(", "));
   s.modules.forEach(function(m){
     var k=m.key,ok=m.status==="ok";
     txt("u-"+k,num(m.voltage_v,1));txt("f-"+k,num(m.frequency_hz,2));
