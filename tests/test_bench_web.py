@@ -69,6 +69,7 @@ W GET 139000 71000 30000 /api/state 200 2400
 W GET 139000 71000 20000 /api/config 200 900
 W GET 139000 71000 29000 /api/state 200 2400
 W SSE 139000 71000 3000000 /api/events 200 7300 0
+M gateway.config gateway.jsonstrict
 W done
 health: uptime 30 s, heap free 138000 B, used 72000 B, samples 150, periods 0, commits 1, commit errors 0, mains losses 0
 """
@@ -77,16 +78,19 @@ health: uptime 30 s, heap free 138000 B, used 72000 B, samples 150, periods 0, c
 def test_the_chip_lines_make_the_rp2040_table():
     chip = bench_web.parse_chip(CHIP_CONSOLE)
     assert chip["done"] and chip["clean"]
+    assert chip["loaded_again"] == ["gateway.config", "gateway.jsonstrict"]
     assert chip["steps"]["built"] == {"free": 140000, "used": 70000, "us": 850, "detail": []}
     assert [r["detail"][0] for r in chip["requests"]] == ["/", "/api/state", "/api/config", "/api/state",
                                                         "/api/events"]
     rows = _rows(bench_web.rp2040_report(chip))
-    assert rows["**web application built**"][:2] == ["140,000 B", "70,000 B (+10000 B)"]
+    assert rows["**web server built**"][:2] == ["140,000 B", "70,000 B (+10000 B)"]
     assert "**40.0 ms** on the chip" in rows["after `GET /`"][2]
     assert "viewers afterwards: 0" in rows["after `GET /api/events`"][2]
-    assert rows["the gateway's health line at 30 s (application still held)"][:2] == ["138,000 B",
+    assert rows["the gateway's health line at 30 s (web server still held)"][:2] == ["138,000 B",
                                                                                       "72,000 B (+12000 B)"]
-    assert "was not started by the gateway (no network)" in bench_web.rp2040_report(chip)
+    text = bench_web.rp2040_report(chip)
+    assert "was not started by the gateway (no network)" in text
+    assert "`gateway.config`, `gateway.jsonstrict`" in text
 
 
 def test_the_gateway_section_latency_is_read_back_and_judged():

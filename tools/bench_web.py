@@ -21,9 +21,9 @@ arrival; period record: LATCH to arrival), so the three can be compared row by r
 
 On the emulated RP2040 (our Pico W image in rp2040js, tools/picow): the chip has no Wi-Fi there
 (the CYW43 is not emulated), so no socket reaches it. ``measure_rp2040`` runs the gateway as the
-image starts it, then, inside it, imports the web modules, builds the web application and hands
-it requests through microdot's ``app.handle_request(reader, writer)`` with in-memory streams, and
-prints the heap at each step (``CHIP_MAIN``).
+image starts it, then, inside it, imports the web modules, builds the gateway's web server and
+hands requests to its connection handler (the guard, then microdot's ``app.handle_request(reader,
+writer)``) with in-memory streams, and prints the heap at each step (``CHIP_MAIN``).
 """
 
 import argparse
@@ -226,14 +226,15 @@ def plot_host(host):
 
 # ---------------------------------------------------------------------- the emulated RP2040
 # main.py on the chip's filesystem: the gateway as the image's frozen main.py starts it, plus a
-# task that waits until it meters, then imports the web modules, builds the web application the
-# way the gateway's web server does, and hands it requests through microdot's
-# app.handle_request(reader, writer) with in-memory streams (no socket reaches the emulated chip:
-# its CYW43 is not emulated). One line per step on the console:
+# task that waits until it meters, then imports the web modules, builds the gateway's web server
+# (gateway.web_server.WebServer: its microdot app and routes) and hands requests to its
+# connection handler (the guard's checks, then microdot's app.handle_request) with in-memory
+# streams in place of a socket (none reaches the emulated chip: its CYW43 is not emulated). One
+# line per step on the console:
 #   W <step> <heap free> <heap used> <emulated us of the step> [<detail>...]
-# with the heap read after gc.collect(). The application stays referenced afterwards, so the
+# with the heap read after gc.collect(). The server object stays referenced afterwards, so the
 # gateway's own health lines (30 s after boot, then every 10 minutes) include it.
-CHIP_MAIN = """import asyncio, gc, time
+CHIP_MAIN = """import asyncio, gc, sys, time
 from gateway import app as _gwapp
 
 _kept = []
@@ -261,27 +262,24 @@ class _Reader:
         return await self.read(n)
 
 class _Writer:
-    # counts what the server sends; keeps the status line; after `events` SSE events it fails
-    # like a socket whose peer left (ECONNRESET), as a closed browser tab does
+    # a connection's writer (asyncio StreamWriter): counts what the server sends, keeps the status
+    # line; after `events` SSE events it fails like a socket whose peer left (ECONNRESET), as a
+    # closed browser tab does
     def __init__(self, events=None):
         self.head = b""
         self.sent = 0
         self.events = events
         self.seen = 0
-    async def awrite(self, data):
+    def write(self, data):
         if isinstance(data, str):
             data = data.encode()
         if len(self.head) < 64:
-            self.head += data[:64]
+            self.head += bytes(data[:64])
         self.sent += len(data)
         if self.events is not None and b"event: state" in data:
             self.seen += 1
             if self.seen >= self.events:
                 raise OSError(104)
-    def write(self, data):
-        self.sent += len(data)
-        if len(self.head) < 64:
-            self.head += bytes(data[:64])
     async def drain(self):
         pass
     async def aclose(self):
@@ -301,7 +299,7 @@ async def _request(web, path, events=None):
     writer = _Writer(events)
     reader = _Reader(b"GET " + path + b" HTTP/1.1\\r\\nHost: pico\\r\\nAccept: */*\\r\\n\\r\\n")
     t0 = time.ticks_us()
-    await web.handle_request(reader, writer)
+    await web._serve(reader, writer)  # what the server's listening socket hands each connection to
     return time.ticks_diff(time.ticks_us(), t0), _status(writer), writer.sent
 
 async def _bench(gateway):
@@ -322,6 +320,8 @@ async def _bench(gateway):
     us, status, sent = await _request(web, b"/api/events", events=3)
     await asyncio.sleep_ms(100)  # the stream's task ends at its next turn (its cancel is delivered there)
     _line("SSE", us, "/api/events", status, sent, gateway.viewers)
+    # the config loader's modules the gateway lets go after boot: loaded again by then?
+    print("M", *[name for name in _gwapp.CONFIG_LOADER_MODULES if name in sys.modules])
     print("W done")
 
 _run = _gwapp.Gateway.run
@@ -338,8 +338,7 @@ _gwapp.main()
 # server object (lib/gateway/web_server.py) and its microdot app.
 CHIP_IMPORT_WEB = """    import microdot
     from gateway import web_server"""
-CHIP_BUILD_APP = """    server = web_server.WebServer(gateway, "0.0.0.0", 80, gateway.log)
-    web = server.app"""
+CHIP_BUILD_APP = """    web = web_server.WebServer(gateway, "0.0.0.0", 80, gateway.log)"""
 CHIP_RUN_S = 45  # emulated seconds after "up": the bench task, then the health line at 30 s
 
 
@@ -351,9 +350,11 @@ def parse_chip(console):
     """The W lines and the gateway's health lines of the chip's console."""
     import bench_rp2040
 
-    steps, requests = {}, []
+    steps, requests, loaded = {}, [], []
     for line in console.splitlines():
         fields = line.split()
+        if fields[:1] == ["M"]:
+            loaded = fields[1:]
         if len(fields) < 5 or fields[0] != "W":
             continue
         entry = {"free": int(fields[2]), "used": int(fields[3]), "us": int(fields[4]), "detail": fields[5:]}
@@ -362,7 +363,8 @@ def parse_chip(console):
         else:
             steps[fields[1]] = entry
     health = [tuple(int(x) for x in m.groups()) for m in bench_rp2040.HEALTH.finditer(console)]
-    return {"steps": steps, "requests": requests, "health": health, "done": "W done" in console,
+    return {"steps": steps, "requests": requests, "health": health, "loaded_again": loaded,
+            "done": "W done" in console,
             "clean": "Traceback" not in console}
 
 
@@ -399,8 +401,9 @@ def rp2040_report(chip):
         "chip there** (its CYW43 Wi-Fi chip is not emulated), so this is not the web server serving a "
         "browser. It is the gateway as the image starts it (config without Wi-Fi/MQTT, a simulated UI2 on "
         "I2C0; the web server itself %s), and beside it, in the same asyncio loop, the web modules "
-        "imported, the web application built as `gateway.web_server.WebServer` builds it, and requests "
-        "handed to microdot's `app.handle_request(reader, writer)` with in-memory streams: what the chip "
+        "imported, the web server built (`gateway.web_server.WebServer`: its microdot app and routes) and "
+        "requests handed to its connection handler (the guard's checks, then microdot's "
+        "`app.handle_request(reader, writer)`) with in-memory streams in place of a socket: what the chip "
         "holds and spends for the page, without the sockets and lwIP buffers a board with Wi-Fi adds." % (
             bench_rp2040.MICROPYTHON, bench_rp2040.RP2040JS,
             "was not started by the gateway (no network)" if base["detail"][1:] == ["0"]
@@ -411,7 +414,7 @@ def rp2040_report(chip):
         heap_row("gateway metering, no web code loaded", base, "after %s samples, `gc.collect()`" % base["detail"][0]),
         heap_row("web modules imported (frozen: microdot, gateway.web_*)", steps["imported"],
                  "import took %.1f ms" % (steps["imported"]["us"] / 1000.0)),
-        heap_row("**web application built**", steps["built"], "`WebServer(...)` took %.1f ms" % (
+        heap_row("**web server built**", steps["built"], "`WebServer(...)` took %.1f ms" % (
             steps["built"]["us"] / 1000.0)),
     ]
     for entry in chip["requests"]:
@@ -424,11 +427,16 @@ def rp2040_report(chip):
         lines.append(heap_row("after `GET %s`" % path, entry, how))
     if health:
         uptime, free, used = health[-1][:3]
-        lines.append("| the gateway's health line at %d s (application still held) | %s B | %s B (%+d B) | its own "
+        lines.append("| the gateway's health line at %d s (web server still held) | %s B | %s B (%+d B) | its own "
                      "`gc.collect()` |" % (uptime, format(free, ","), format(used, ","), used - base["used"]))
+    if chip["loaded_again"]:
+        lines += ["", "After these requests the config loader, which the gateway lets go after boot to keep "
+                  "its RAM (`gateway.app.CONFIG_LOADER_MODULES`), is loaded again and stays: %s (the "
+                  "config editor behind `GET /api/config` imports it)." % ", ".join(
+                      "`%s`" % name for name in chip["loaded_again"])]
     lines += ["", "Times are emulated (rp2040js counts cycles at 125 MHz; flash wait states and XIP cache "
               "misses are not modelled, see the RP2040 section): a request's time is the emulated time "
-              "`app.handle_request` took, from the request line to the last byte handed to the writer, "
+              "the connection handler took, from the request's first byte to the last byte handed to the writer, "
               "while the gateway's own tasks run in the same loop (a route that never awaits runs "
               "through; the live stream waits for the gateway's rounds of live values, about one a "
               "second). Console %s." % (
