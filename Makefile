@@ -16,7 +16,8 @@ export XRT_EXTRA_PATH := $(abspath $(CACHE)/umqtt):$(abspath $(CACHE)/weblib)
 
 help:
 	@echo "make test   run every test under cpython, mpy64 and mpy32 (PYTEST_ARGS=\"tests/test_x.py -q\" for some)"
-	@echo "make run    run the gateway on this PC (BROKER=host:port, CONFIG=path, DATA=dir; see README)"
+	@echo "make run    run the gateway on this PC (BROKER=host:port, CONFIG=path, DATA=dir, WEB_PORT=8080,"
+	@echo "           SETUP=1 [DNS_PORT=5353]; see README)"
 	@echo "make typecheck   pyright on the board code against the Pico W and ESP32 stubs"
 	@echo "make lint   ruff on the board code, pyflakes on tools/ and tests/"
 	@echo "make firmware BOARD=RBAMP_PICO_W   a board image into dist/ (offline from ../shared/vendor;"
@@ -72,10 +73,11 @@ deps: venv umqtt weblib mpy32 stubs
 # The gateway on this PC: real main.py under MicroPython (host profile), its simulated modules in a
 # process of their own, embedded broker, live view; the gateway is restarted when it exits or dies.
 # BROKER=host:port uses another broker; CONFIG=path another config.json; DATA=dir another data
-# folder (default .run). It installs only what it runs: requirements-run.txt and umqtt (no type
+# folder (default .run); WEB_PORT= the web page's port (default 8080: http://127.0.0.1:8080/);
+# SETUP=1 boots the gateway in setup mode (its catch-all DNS on UDP DNS_PORT, default 5353). It installs only what it runs: requirements-run.txt and umqtt (no type
 # checker, stubs, 32-bit interpreter or plotting library; `make test` adds those).
 run: $(RUN_STAMP) umqtt weblib
-	$(VPY) tools/run_host.py $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
+	$(VPY) tools/run_host.py $(if $(WEB_PORT),--web-port $(WEB_PORT)) $(if $(SETUP),--setup) $(if $(DNS_PORT),--dns-port $(DNS_PORT)) $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 # bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.
 test: deps bench-deps

@@ -17,10 +17,15 @@ def new_mark():
 
 
 def environment(mark):
+    """The test's environment with the mark, without make run's own variables, and the web page
+    on a free port (WEB_PORT, which --web-port overrides): 8080 may be another run's."""
+    from xrt.broker import free_port
+
     env = dict(os.environ)
     env[MARK] = mark
-    for name in ("BROKER", "CONFIG", "DATA"):
+    for name in ("BROKER", "CONFIG", "DATA", "SETUP", "DNS_PORT"):
         env.pop(name, None)
+    env["WEB_PORT"] = str(free_port())
     return env
 
 

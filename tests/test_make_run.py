@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 
+from xrt.broker import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_make_run_shows_what_a_subscriber_receives_and_stops_cleanly(tmp_path):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_host.py"), "--duration", "16",
-                          "--data", str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
+                          "--data", str(tmp_path / "run"), "--web-port", str(free_port())],
+                         capture_output=True, text=True, timeout=120,
                          stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     screens = out.stdout
@@ -83,9 +86,11 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
               "publish": {"interval_s": 1, "power_change_w": 50}, "ntp": {"enabled": False}}
     (tmp_path / "mine.json").write_text(json.dumps(config))
     data = tmp_path / "run"
+    web_port = free_port()
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_host.py"), "--duration", "12",
                           "--broker", "127.0.0.1:%d" % broker.port, "--config", str(tmp_path / "mine.json"),
-                          "--data", str(data)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                          "--data", str(data), "--web-port", str(web_port)], capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "other-gw" not in out.stdout and "987.6" not in out.stdout and "424242" not in out.stdout
     screen = _last_screen(out.stdout)
@@ -97,7 +102,7 @@ def test_the_live_view_is_a_table_of_this_device_only(tmp_path, broker):
     assert "broker    127.0.0.1:%d" % broker.port in screen
     assert ("mosquitto_sub -h 127.0.0.1 -p %d -v -t 'rbamp/%s/#' -t 'homeassistant/+/%s/+/config'"
             % (broker.port, device_id, device_id)) in screen
-    assert "web page  no web page yet" in screen
+    assert "web page  http://127.0.0.1:%d/" % web_port in screen
     module = [ln for ln in lines if ln.startswith("module 0x50 (house)")]
     assert module, screen
     voltage = float(module[0].split(" U ")[1].split()[0])
@@ -152,6 +157,18 @@ def test_make_run_data_names_the_folder_and_the_default_is_dot_run():
     assert line and "--data" not in line[0], dry.stdout  # run_host.py's default: .run
 
 
+def test_make_run_passes_web_port_setup_and_dns_port_on():
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_PORT", "SETUP", "DNS_PORT")}
+    dry = subprocess.run(["make", "-s", "-n", "-C", ROOT, "run", "WEB_PORT=8181", "SETUP=1", "DNS_PORT=5454"],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    line = [ln.split() for ln in dry.stdout.splitlines() if "run_host.py" in ln]
+    assert line and line[0][2:7] == ["--web-port", "8181", "--setup", "--dns-port", "5454"], dry.stdout + dry.stderr
+    dry = subprocess.run(["make", "-s", "-n", "-C", ROOT, "run"], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL, env=env)
+    line = [ln for ln in dry.stdout.splitlines() if "run_host.py" in ln]
+    assert line and "--web-port" not in line[0] and "--setup" not in line[0], dry.stdout  # run_host's 8080, no setup
+
+
 def test_make_run_restarts_a_killed_gateway_like_a_board_and_ctrl_c_leaves_nothing_running(tmp_path):
     """`make run DATA=dir` in its own process group, as in a terminal: the gateway is killed
     with SIGKILL and comes back online at the (embedded) broker against the same simulator;
@@ -161,7 +178,8 @@ def test_make_run_restarts_a_killed_gateway_like_a_board_and_ctrl_c_leaves_nothi
 
     data = tmp_path / "my data"  # a space: the folder's path is quoted all the way down
     with open(tmp_path / "make.out", "w") as out:
-        make = subprocess.Popen(["make", "-s", "-C", ROOT, "run", "DATA=%s" % str(data).replace(" ", "\\ ")],
+        make = subprocess.Popen(["make", "-s", "-C", ROOT, "run", "DATA=%s" % str(data).replace(" ", "\\ "),
+                                 "WEB_PORT=%d" % free_port()],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     watcher = None

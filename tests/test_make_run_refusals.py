@@ -117,3 +117,51 @@ def test_two_runs_never_share_a_data_folder_and_a_killed_runs_lock_is_taken_over
             first.wait(10)
         kill_marked(first_mark)
         kill_marked(second_mark)
+
+
+def test_a_web_port_in_use_is_one_line_and_leaves_no_process(tmp_path):
+    """The page's port held by another program (a listening socket here): refused before the
+    broker, simulator or gateway start, naming the port and how to pick another."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        mark = new_mark()
+        try:
+            line = _one_line_refusal(run(["--web-port", str(port), "--data", str(tmp_path / "run")], mark))
+            assert line.startswith("make run: WEB_PORT=%d: TCP port 127.0.0.1:%d is not free (" % (port, port)), line
+            assert "give another, e.g. WEB_PORT=%d (nothing was started)" % (port + 1) in line, line
+            assert not marked_processes(mark)
+            assert not (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / "gateway.pid").exists()
+            assert (tmp_path / "run" / "run.lock").read_text() == ""  # the folder is free for the next run
+        finally:
+            kill_marked(mark)
+
+
+def test_a_web_port_that_is_no_port_is_one_line(tmp_path):
+    mark = new_mark()
+    try:
+        for text in ("web", "0", "65536"):
+            line = _one_line_refusal(run(["--web-port", text, "--data", str(tmp_path / "run")], mark))
+            assert line == "make run: WEB_PORT=%s is not a port number (1..65535)" % text, line
+        assert not marked_processes(mark)
+    finally:
+        kill_marked(mark)
+
+
+def test_setup_mode_with_its_dns_port_in_use_is_one_line_and_leaves_no_process(tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        mark = new_mark()
+        try:
+            line = _one_line_refusal(run(["--setup", "--dns-port", str(port), "--data", str(tmp_path / "run")], mark))
+            assert line.startswith("make run: DNS_PORT=%d: UDP port 127.0.0.1:%d is not free (" % (port, port)), line
+            assert not marked_processes(mark)
+            assert not (tmp_path / "run" / "setup_button").exists()  # nothing was pressed either
+        finally:
+            kill_marked(mark)

@@ -4,7 +4,8 @@ It subscribes to this gateway's own topics only (``<base>/<device_id>/#`` and th
 discovery configs of its node), never to ``<base>/#``: a broker shared with other gateways, or
 holding retained values of an earlier device id, must not lend their values to this one.
 
-    view = LiveView("127.0.0.1", 1883, config, device_id_source)   # config: the validated dict
+    view = LiveView("127.0.0.1", 1883, config, device_id_source,   # config: the validated dict
+                    web_note="http://127.0.0.1:8080/")
     view.render(["a line of the gateway log", ...])                 # the screen, as text
     view.stop()
 
@@ -58,13 +59,16 @@ def _decoded(payload):
 class LiveView:
     """Subscribes like any consumer would and keeps the latest of this gateway's messages."""
 
-    def __init__(self, host, port, config, device_id_source, broker_note="", config_note=""):
+    def __init__(self, host, port, config, device_id_source, broker_note="", config_note="", web_note="off",
+                 setup_note=""):
         import paho.mqtt.client as mqtt
 
         self.host = host
         self.port = port
         self.broker_note = broker_note
         self.config_note = config_note
+        self.web_note = web_note  # the page's URL, or why there is none
+        self.setup_note = setup_note  # where setup mode's page and DNS are, when it was asked for
         self.base = config["mqtt"]["base_topic"]
         self.ha_prefix = config["homeassistant"]["prefix"]
         self.labels = {payloads.module_key(m["address"]): m.get("label") for m in config["modules"]}
@@ -166,7 +170,9 @@ class LiveView:
             lines.append("config    " + self.config_note)
         lines.append("broker    %s:%d%s" % (self.host, self.port, self.broker_note))
         lines.append("watch     " + self.watch_command())
-        lines.append("web page  no web page yet")
+        lines.append("web page  " + self.web_note)
+        if self.setup_note:
+            lines.append("setup     " + self.setup_note)
         return lines
 
     def _modules(self):

@@ -6,11 +6,20 @@ subscriber receives.
     make run BROKER=host:port        # use that broker instead
     make run CONFIG=my-config.json   # another config.json (only its mqtt host/port are replaced)
     make run DATA=dir                # another data folder (default .run)
+    make run WEB_PORT=8081           # the gateway's web page on another port (default 8080)
+    make run SETUP=1                 # boot the gateway in setup mode (Wi-Fi setup page, captive DNS)
+
+The gateway serves its web page at http://127.0.0.1:WEB_PORT/ (``RBAMP_WEB_PORT`` for the PC's
+board profile); the URL is printed before the live view starts and the view shows it. With
+SETUP=1 the setup button counts as held at the first boot (the data folder's ``setup_button``
+file, which the gateway consumes; a restart after saving boots normally, as a board whose button
+was let go), the setup page is http://127.0.0.1:WEB_PORT/setup and the catch-all DNS answers on
+UDP 127.0.0.1:DNS_PORT (``RBAMP_DNS_PORT``, default 5353; a PC's port 53 needs root).
 
 Before anything starts, CONFIG goes through the gateway's own parser (gateway.config) and is
 refused with the message a board would log; then only mqtt.host and mqtt.port are replaced by the
-broker's address. A wrong BROKER, a broker that does not answer, or a data folder in use by
-another run (``run.lock``: the second run names the process holding it; the lock of a run that
+broker's address. A wrong BROKER, a broker that does not answer, a WEB_PORT (or with SETUP=1 a
+DNS_PORT) that another program holds, or a data folder in use by another run (``run.lock``: the second run names the process holding it; the lock of a run that
 was killed is taken over) is one line on stderr, exit status 1, and nothing left running.
 
 The gateway is supervised as a board resets: when it exits or dies (`kill -9 $(cat
@@ -35,6 +44,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "tools", "host_config.json")
+DEFAULT_WEB_PORT = 8080  # port 80 needs root on a PC
+DEFAULT_DNS_PORT = 5353  # port 53 needs root on a PC
+SETUP_BUTTON = "setup_button"  # tools/hostboard.py: present at boot means the setup button is held
 RESTART_DELAY_S = 1.0
 QUICK_DEATH_S = 10.0  # a gateway that dies sooner than this after its start...
 MAX_QUICK_DEATHS = 5  # ...this many times in a row is given up on (a restart storm)
@@ -131,14 +143,56 @@ def write_config(data_dir, text):
     os.replace(target + ".tmp", target)
 
 
-def start_gateway(interpreter, data_dir, log_path, lock_fd):
+def parse_port(name, text):
+    """A TCP/UDP port number from WEB_PORT or DNS_PORT, or RunError saying what is wrong."""
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        port = 0
+    if not 0 < port < 65536:
+        raise RunError("%s=%s is not a port number (1..65535)" % (name, text))
+    return port
+
+
+def check_port_free(name, port, kind):
+    """RunError unless this PC lets the gateway listen on 127.0.0.1:port (``kind`` SOCK_STREAM
+    for the web page, SOCK_DGRAM for the DNS), as the gateway's server will: another program
+    there would leave make run without its page."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RunError("%s=%d: %s port 127.0.0.1:%d is not free (%s): stop what listens there or "
+                           "give another, e.g. %s=%d (nothing was started)"
+                           % (name, port, "TCP" if kind == socket.SOCK_STREAM else "UDP", port,
+                              exc.strerror or exc, name, port + 1))
+
+
+def check_ports(args, config, web_port, dns_port):
+    """RunError when the page's port (or setup mode's DNS port) is taken, else what the live view
+    says about them: (web page note, setup note)."""
+    web_note, setup_note = "off (web.enabled is false in %s)" % args.config, ""
+    if config["web"]["enabled"] or args.setup:
+        check_port_free("WEB_PORT", web_port, socket.SOCK_STREAM)
+        web_note = "http://127.0.0.1:%d/" % web_port
+    if args.setup:
+        check_port_free("DNS_PORT", dns_port, socket.SOCK_DGRAM)
+        setup_note = ("http://127.0.0.1:%d/setup; its DNS answers every name with 127.0.0.1 on UDP port %d "
+                      "(dig @127.0.0.1 -p %d rbamp.example)" % (web_port, dns_port, dns_port))
+    return web_note, setup_note
+
+
+def start_gateway(interpreter, data_dir, log_path, lock_fd, web_port, dns_port):
     """The gateway in a session of its own; it inherits the data folder's lock, so the folder stays
     locked while it lives even if this supervisor was killed."""
     env = dict(os.environ)
     paths = [".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"),
-             os.path.join(ROOT, ".cache", "umqtt")]
+             os.path.join(ROOT, ".cache", "umqtt"), os.path.join(ROOT, ".cache", "weblib")]
     env["MICROPYPATH"] = os.pathsep.join(paths)
     env["RBAMP_DATA"] = data_dir
+    env["RBAMP_WEB_PORT"] = str(web_port)
+    env["RBAMP_DNS_PORT"] = str(dns_port)
     with open(log_path, "a") as log:
         return subprocess.Popen([interpreter, os.path.join(ROOT, "main.py")], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -282,6 +336,12 @@ def main():
     parser.add_argument("--data", default=os.path.join(ROOT, ".run"), help="the data folder (default .run)")
     parser.add_argument("--interpreter", default=os.environ.get("XRT_MPY64") or os.path.join(ROOT, ".venv", "bin", "micropython"))
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
+    parser.add_argument("--web-port", default=os.environ.get("WEB_PORT") or str(DEFAULT_WEB_PORT),
+                        help="the web page's port on 127.0.0.1 (default %d)" % DEFAULT_WEB_PORT)
+    parser.add_argument("--setup", action="store_true", default=bool(os.environ.get("SETUP")),
+                        help="boot the gateway in setup mode (as with its setup button held)")
+    parser.add_argument("--dns-port", default=os.environ.get("DNS_PORT") or str(DEFAULT_DNS_PORT),
+                        help="setup mode's catch-all DNS on 127.0.0.1 (default %d)" % DEFAULT_DNS_PORT)
     args = parser.parse_args()
     stop = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -303,6 +363,8 @@ def supervise(args, stop):
         host, port = "127.0.0.1", free_port()
         broker_note = " (embedded amqtt; give BROKER=host:port for another)"
     config_text, config = read_config(args.config, host, port)
+    web_port = parse_port("WEB_PORT", args.web_port)
+    dns_port = parse_port("DNS_PORT", args.dns_port)
     data = os.path.abspath(args.data)
     os.makedirs(data, exist_ok=True)
     lock_fd = lock_data_folder(data)
@@ -312,21 +374,28 @@ def supervise(args, stop):
     log_path = os.path.join(data, "gateway.log")
     gave_up = False
     try:
+        # after the lock: a second run on the same folder is told about the first, not its port
+        web_note, setup_note = check_ports(args, config, web_port, dns_port)
         if not args.broker:
             broker = start_amqtt(port, workdir)
         verdict = ("%s: accepted by the gateway's config parser (device_id %s, %d module(s)); only "
                    "mqtt.host/port set to the broker" % (args.config, config["device_id"] or "chosen at the first boot",
                                                          len(config["modules"])))
         try:
-            view = LiveView(host, port, config, lambda: kept_device_id(data, config), broker_note, verdict)
+            view = LiveView(host, port, config, lambda: kept_device_id(data, config), broker_note, verdict,
+                            web_note, setup_note)
         except OSError as exc:
             raise RunError("no MQTT broker at %s:%d (%s): start it, or leave BROKER out for the "
                            "embedded one" % (host, port, exc.strerror or exc))
         write_config(data, config_text)
         print("make run: " + verdict, flush=True)
+        print("make run: web page " + web_note, flush=True)
+        if setup_note:
+            print("make run: setup mode " + setup_note, flush=True)
+            open(os.path.join(data, SETUP_BUTTON), "w").close()  # held at the first boot only
         open(log_path, "w").close()
         simulator = simserver.start(data)  # before the gateway: the modules are there at its boot
-        gateway = start_gateway(args.interpreter, data, log_path, lock_fd)
+        gateway = start_gateway(args.interpreter, data, log_path, lock_fd, web_port, dns_port)
         gateway_started = time.monotonic()
         with open(pid_path, "w") as f:
             f.write("%d\n" % gateway.pid)
@@ -352,7 +421,7 @@ def supervise(args, stop):
                     time.sleep(0.05)
                 if stop:
                     break
-                gateway = start_gateway(args.interpreter, data, log_path, lock_fd)
+                gateway = start_gateway(args.interpreter, data, log_path, lock_fd, web_port, dns_port)
                 gateway_started = time.monotonic()
                 with open(pid_path, "w") as f:
                     f.write("%d\n" % gateway.pid)
