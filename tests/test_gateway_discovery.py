@@ -465,7 +465,7 @@ COMMON_KEYS = {"~": "base topic", "name": "name", "uniq_id": "unique_id", "stat_
                "exp_aft": "expire_after", "frc_upd": "force_update", "qos": "qos"}
 PLATFORM_KEYS = {
     "sensor": {"stat_cla": "state_class", "unit_of_meas": "unit_of_measurement",
-               "sug_dsp_prc": "suggested_display_precision"},
+               "sug_dsp_prc": "suggested_display_precision", "lrst_val_tpl": "last_reset_value_template"},
     "binary_sensor": {"pl_on": "payload_on", "pl_off": "payload_off", "off_dly": "off_delay"},
 }
 DEVICE_KEYS = ("ids", "cns", "name", "mf", "mdl", "mdl_id", "sw", "hw", "sn", "cu", "sa", "via_device")
@@ -558,6 +558,8 @@ def home_assistant_problems(topic, config):
             problems.append("unit %r is not valid together with device class %r" % (unit, device_class))
     if state_class is not None and state_class not in SENSOR_STATE_CLASSES.get(device_class, ()):
         problems.append("state class %r is impossible for device class %r" % (state_class, device_class))
+    if "lrst_val_tpl" in config and state_class != "total":
+        problems.append("last_reset_value_template needs state class total")
     precision = config.get("sug_dsp_prc")
     if precision is not None and (not isinstance(precision, int) or precision < 0):
         problems.append("suggested_display_precision must be an int >= 0")
@@ -587,6 +589,7 @@ def test_the_schema_rules_catch_what_home_assistant_refuses():
         ("unit_of_meas", "W"), ("stat_cla", "measurement"), ("dev_cla", "energy_storage"),
         ("ent_cat", "config"), ("unit_of_measurement", "Wh"), ("sug_dsp_prc", -1), ("avty_mode", "some"),
         ("stat_t", "rbamp/+/totals"), ("json_attr_tpl", "{{ value_json | tojson }}"),
+        ("lrst_val_tpl", "{{ value_json.day_start }}"),
     )
     for key, value in mistakes:
         bad = dict(good)

@@ -16,9 +16,11 @@ sensor: the sensors an earlier boot announced for it stay as they are (``kept_to
 One Home Assistant device per gateway (``identifiers: [device_id]``, manufacturer "rbAmp",
 model "rbAmp gateway") carries every module's sensors: voltage (modules with a voltage input),
 frequency, and per channel current, power, power factor, reactive power, energy import and energy
-export. Its name is the device id alone: Home Assistant makes entity ids from the device name and
-the entity name, so ``rbamp-1a2b3c`` and "house Power ch1" give
-``sensor.rbamp_1a2b3c_house_power_ch1`` (a name "rbAmp rbamp-1a2b3c" gave ``sensor.rbamp_rbamp_...``).
+export (lifetime, ``total_increasing``); with ``day_totals`` also energy import and export today
+and yesterday (``total`` with ``last_reset`` from the energy_day payload). Its name is the device
+id alone: Home Assistant makes entity ids from the device name and the entity name, so
+``rbamp-1a2b3c`` and "house Power ch1" give ``sensor.rbamp_1a2b3c_house_power_ch1`` (a name
+"rbAmp rbamp-1a2b3c" gave ``sensor.rbamp_rbamp_...``).
 Channels are numbered from 1 in names (``ch1``, ``ch2``; no number on a one-channel module), as
 everywhere a person reads them; unique ids and topics keep the 0-based index they always had.
 
@@ -40,7 +42,8 @@ topic prefix) to keep the retained messages, and the copy the link holds in RAM,
 ``~`` base topic, ``name``, ``uniq_id`` unique_id, ``stat_t`` state_topic, ``val_tpl``
 value_template, ``dev_cla`` device_class, ``stat_cla`` state_class, ``unit_of_meas``
 unit_of_measurement, ``sug_dsp_prc`` suggested_display_precision, ``ent_cat`` entity_category,
-``json_attr_t`` / ``json_attr_tpl`` json_attributes_topic / _template, ``dev`` device (``ids``
+``json_attr_t`` / ``json_attr_tpl`` json_attributes_topic / _template, ``lrst_val_tpl``
+last_reset_value_template, ``dev`` device (``ids``
 identifiers, ``name``, ``mf`` manufacturer, ``mdl`` model, ``sw`` sw_version), ``o`` origin
 (``name``, ``sw`` sw_version, ``url`` support_url, only when given), ``avty`` availability (a
 list of ``{"topic": ...}``; full topics, no ``~``) with ``avty_mode`` availability_mode.
@@ -93,6 +96,15 @@ ENERGY_QUANTITIES = (
     (EXPORT_WH, "Energy export"),
 )
 ENERGY_UNIT = "Wh"
+# today's and yesterday's energy (the energy_day payload): (key, name, key of its last_reset);
+# device_class energy, state_class total, Wh. The lifetime sensors above stay the Energy
+# dashboard's source.
+DAY_QUANTITIES = (
+    (payloads.TODAY_IMPORT_WH, "Energy import today", payloads.DAY_START),
+    (payloads.TODAY_EXPORT_WH, "Energy export today", payloads.DAY_START),
+    (payloads.YESTERDAY_IMPORT_WH, "Energy import yesterday", payloads.YESTERDAY_START),
+    (payloads.YESTERDAY_EXPORT_WH, "Energy export yesterday", payloads.YESTERDAY_START),
+)
 
 _VALUE = "{{ value_json.%s | default(none) }}"
 _PROBLEM = "{{ 'ON' if value_json.%s else 'OFF' }}"  # a binary sensor's default payloads
@@ -135,8 +147,10 @@ def channel_suffix(ch, channels):
     return " ch%d" % (ch + 1) if channels > 1 else ""
 
 
-def discovery_messages(prefix, base_topic, device_id, modules, origin):
-    """[(config topic, JSON payload str), ...] for every entity of the gateway and its modules."""
+def discovery_messages(prefix, base_topic, device_id, modules, origin, day_totals=False):
+    """[(config topic, JSON payload str), ...] for every entity of the gateway and its modules.
+    ``day_totals``: also today's and yesterday's energy per channel (the gateway can know the
+    date: NTP on, or the PC's clock)."""
     tilde = payloads.topic_prefix(base_topic, device_id)[:-1]
     origin_block = _origin_block(origin)
     node = _safe_id(device_id)
@@ -197,6 +211,15 @@ def discovery_messages(prefix, base_topic, device_id, modules, origin):
                 add(SENSOR, "%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix),
                     payloads.TOTALS, template, measured("energy", ENERGY_UNIT, "total_increasing", 1),
                     availability)
+            if not day_totals:
+                continue
+            for field, name, reset_key in DAY_QUANTITIES:
+                template = "{{ (value_json.%s['%s'].%s | default([none] * %d))[%d] }}" % (
+                    MODULES, key, field, channels, ch)
+                fields = measured("energy", ENERGY_UNIT, "total", 1)
+                fields["lrst_val_tpl"] = "{{ value_json.%s }}" % reset_key
+                add(SENSOR, "%s_%s_%d" % (hex_id, field, ch), "%s %s%s" % (label, name, suffix),
+                    payloads.ENERGY_DAY, template, fields, availability)
     return messages
 
 

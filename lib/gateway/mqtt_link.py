@@ -343,6 +343,7 @@ class MqttLink:
         self._state = None
         self._totals = None
         self._last_totals = None
+        self._energy_day = None  # publish_energy_day
         self._discovery = []
         self._discovery_published = None
         self._discovery_due = False
@@ -403,6 +404,12 @@ class MqttLink:
 
     def publish_totals(self, payload):
         self._totals = _encode_json(payload)
+        self._wake.set()
+
+    def publish_energy_day(self, payload):
+        """Queue today's and yesterday's energy (``payloads.energy_day``), retained: only the newest
+        is kept until it goes out."""
+        self._energy_day = _encode_json(payload)
         self._wake.set()
 
     def publish_period(self, record):
@@ -601,6 +608,12 @@ class MqttLink:
             self._last_totals = totals
             if self._totals is totals:
                 self._totals = None
+            return True
+        energy_day = self._energy_day
+        if energy_day is not None:
+            await self._publish(self.topic(payloads.ENERGY_DAY).encode(), energy_day, True, self.qos)
+            if self._energy_day is energy_day:
+                self._energy_day = None
             return True
         # before the backlog: a long catch-up must not freeze the live values
         state = self._state

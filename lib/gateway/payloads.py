@@ -16,6 +16,8 @@ Topics under ``<base_topic>/<device_id>/``:
     module/<key>/availability     b"online" / b"offline": whether that module answers, retained
     state                         the live state, QoS 0
     totals                        the energy totals, retained, never decreasing
+    energy_day                    today's and yesterday's energy per channel, retained (once the
+                                  clock is known)
     period                        one record per period, in seq order
 
 state::
@@ -45,6 +47,18 @@ totals::
     import_wh is the latched-period consumption counter, export_wh the export split from the
     sampled signed power; both are the ledger's integer mWh / 1000.
 
+energy_day (local days of config.json's ``tz``; gateway.calendar_totals)::
+
+    {"date": "2026-12-02",                           # today, local
+     "day_start": "2026-12-01T23:00:00+00:00",       # when today began, UTC (last_reset)
+     "yesterday_start": "2026-11-30T23:00:00+00:00",
+     "modules": {"0x50": {"today_import_wh": [812.4], "today_export_wh": [0.0],
+                          "yesterday_import_wh": [9650.0], "yesterday_export_wh": [null]}}}
+
+    Wh to the tenth, one per channel; null where unknown (yesterday after the gateway was off
+    all that day, or a module first seen today). Not published before the clock is known: until
+    then "today" is not a day.
+
 period: ``{"seq": n, "ts": unix s or null, "modules": {"0x50": {"valid": true, "avg_p": [..],
 "max_p": .., "dt_ms": .., "windows": .., "import_wh": [..], "export_wh": [..]}}}``.
 """
@@ -59,6 +73,7 @@ AVAILABILITY = "availability"
 STATE = "state"
 TOTALS = "totals"
 PERIOD = "period"
+ENERGY_DAY = "energy_day"
 
 # state payload keys
 MODULES = "modules"
@@ -97,6 +112,15 @@ DT_MS = "dt_ms"
 WINDOWS = "windows"
 REBOOTED = "rebooted"
 STALE = "stale"
+
+# energy_day payload keys
+DATE = "date"
+DAY_START = "day_start"
+YESTERDAY_START = "yesterday_start"
+TODAY_IMPORT_WH = "today_import_wh"
+TODAY_EXPORT_WH = "today_export_wh"
+YESTERDAY_IMPORT_WH = "yesterday_import_wh"
+YESTERDAY_EXPORT_WH = "yesterday_export_wh"
 
 # values above this are not energy a gateway metered: a retained payload holding one is damaged
 _MAX_RETAINED_WH = 1e12
@@ -222,6 +246,33 @@ def totals(modules):
         imports, exports = energy_wh(ledger, ledger.channels)
         out[module.key] = {IMPORT_WH: imports, EXPORT_WH: exports}
     return out
+
+
+def energy_day(calendar, modules):
+    """The energy_day payload from a ``CalendarTotals`` and metering's modules, or None while the
+    calendar counts since boot (the clock is not known yet)."""
+    if calendar.since_boot:
+        return None
+    from gateway.calendar_totals import TODAY, YESTERDAY, wh
+    from gateway.localtime import format_utc_iso
+
+    out = {}
+    for module in modules:
+        ledger = module.ledger
+        if ledger is None or not ledger.channels:
+            continue
+        entry = {}
+        for which, import_key, export_key in ((TODAY, TODAY_IMPORT_WH, TODAY_EXPORT_WH),
+                                              (YESTERDAY, YESTERDAY_IMPORT_WH, YESTERDAY_EXPORT_WH)):
+            counters = calendar.counters_mwh(module.key, which)
+            known = counters is not None and len(counters) == 2 * ledger.channels
+            entry[import_key] = [wh(counters[2 * ch]) if known else None for ch in range(ledger.channels)]
+            entry[export_key] = [wh(counters[2 * ch + 1]) if known else None for ch in range(ledger.channels)]
+        out[module.key] = entry
+    day = calendar.day_key
+    return {DATE: "%04d-%02d-%02d" % (day // 10000, day // 100 % 100, day % 100),
+            DAY_START: format_utc_iso(calendar.day_start_utc),
+            YESTERDAY_START: format_utc_iso(calendar.yesterday_start_utc), MODULES: out}
 
 
 def retained_counters(retained, key, channels):
