@@ -181,7 +181,7 @@ class CaptiveDns:
         self._reader = None
         if self._waiting:
             # at once: the descriptor may be reused before a cancelled serve() runs again
-            asyncio.get_event_loop().remove_reader(self._fd)  # pyright: ignore[reportAttributeAccessIssue]
+            asyncio.get_event_loop().remove_reader(self._fd)  # pyright: ignore[reportAttributeAccessIssue, reportArgumentType]
             self._waiting = False
         self._fd = None
         if sock is not None:
@@ -212,7 +212,7 @@ class CaptiveDns:
         finally:
             if self._waiting:
                 self._waiting = False
-                loop.remove_reader(self._fd)  # pyright: ignore[reportAttributeAccessIssue]
+                loop.remove_reader(self._fd)  # pyright: ignore[reportAttributeAccessIssue, reportArgumentType]
 
     def answer_waiting(self):
         """Read and answer every datagram waiting on the socket; returns how many were read."""

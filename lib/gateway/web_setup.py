@@ -197,9 +197,8 @@ class SetupRoutes:
         setup = self.setup
         if setup.active:
             setup.touch()
-        stored, _ = _shown(self.editor)
-        wifi = stored.get("wifi") if type(stored.get("wifi")) is dict else {}
-        mqtt = stored.get("mqtt") if type(stored.get("mqtt")) is dict else {}
+        wifi = _section(self.editor, "wifi")
+        mqtt = _section(self.editor, "mqtt")
         listed = [{"ssid": ssid, "rssi": rssi, "secure": secure} for ssid, rssi, secure in setup.networks]
         return {"active": setup.active, "ssid": setup.ssid, "networks": listed,
                 "current": {"ssid": wifi.get("ssid"), "mqtt_host": mqtt.get("host"),
@@ -231,10 +230,15 @@ class SetupRoutes:
         return {"restarting": True, "ssid": document["wifi"]["ssid"]}, 200, _NO_STORE
 
 
-def _shown(editor):
+def _section(editor, name):
+    """A section of the stored config.json with its secrets blanked ({} when it has none)."""
     from gateway.config_editor import redacted
 
-    return redacted(editor.stored_document())
+    section = editor.stored_document().get(name)
+    if type(section) is not dict:
+        return {}
+    shown = redacted(section)[0]
+    return shown if type(shown) is dict else {}
 
 
 def add_routes(app, gateway):
