@@ -83,11 +83,11 @@ class TzRule:
         return start, end
 
     def is_dst(self, utc_s):
-        if self.dst_name is None:
-            return False
         days = (utc_s + self.std_offset_s) // _DAY_S
-        year = civil_from_days(days)[0]
-        start, end = self.transitions_utc(year)
+        transitions = self.transitions_utc(civil_from_days(days)[0])
+        if transitions is None:
+            return False
+        start, end = transitions
         if start < end:
             return start <= utc_s < end
         # southern hemisphere: DST spans the new year
@@ -328,7 +328,7 @@ def day_start_utc(day_number, rule):
     low = local_midnight - max(rule.std_offset_s, rule.dst_offset_s)
     high = local_midnight - min(rule.std_offset_s, rule.dst_offset_s)
     for year in (civil_from_days(day_number - 1)[0], civil_from_days(day_number)[0]):
-        for transition in rule.transitions_utc(year):
+        for transition in rule.transitions_utc(year) or ():
             if low <= transition <= high and local_day_number(transition, rule) == day_number:
                 return transition
     raise ValueError("no start found for day %d in %s" % (day_number, rule.text))

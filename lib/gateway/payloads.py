@@ -265,9 +265,12 @@ def energy_day(calendar, modules):
         for which, import_key, export_key in ((TODAY, TODAY_IMPORT_WH, TODAY_EXPORT_WH),
                                               (YESTERDAY, YESTERDAY_IMPORT_WH, YESTERDAY_EXPORT_WH)):
             counters = calendar.counters_mwh(module.key, which)
-            known = counters is not None and len(counters) == 2 * ledger.channels
-            entry[import_key] = [wh(counters[2 * ch]) if known else None for ch in range(ledger.channels)]
-            entry[export_key] = [wh(counters[2 * ch + 1]) if known else None for ch in range(ledger.channels)]
+            if counters is None or len(counters) != 2 * ledger.channels:
+                entry[import_key] = [None] * ledger.channels
+                entry[export_key] = [None] * ledger.channels
+            else:
+                entry[import_key] = [wh(counters[2 * ch]) for ch in range(ledger.channels)]
+                entry[export_key] = [wh(counters[2 * ch + 1]) for ch in range(ledger.channels)]
         out[module.key] = entry
     day = calendar.day_key
     return {DATE: "%04d-%02d-%02d" % (day // 10000, day // 100 % 100, day % 100),
