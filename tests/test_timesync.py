@@ -320,3 +320,30 @@ def test_the_pc_is_synced_from_the_start_and_a_board_without_ntp_never():
     sync = TimeSync(config(["127.0.0.1"], enabled=False), board, log, clock, port=9)
     asyncio.run(sync.run())
     assert not sync.synced and sync.utc_now() is None and board.network_checks == 0
+
+
+def test_a_board_that_cannot_tell_the_network_state_keeps_waiting():
+    class NoNetwork(FakeBoard):
+        def network_ok(self):
+            self.network_checks += 1
+            raise ImportError("no module named 'network'")
+
+    lines = []
+    clock = VirtualClock()
+    board = NoNetwork(clock)
+    sync, _ = make(["127.0.0.1"], clock, board=board, lines=lines, port=9)
+
+    async def main():
+        task = asyncio.create_task(sync.run())
+        while board.network_checks < 5:
+            await asyncio.sleep(0.001)
+        assert not task.done()  # the task lives on: the gateway's gather must not end
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: B036 - the cancelled task ends with CancelledError
+            pass
+
+    asyncio.run(main())
+    assert len([line for line in lines if "cannot tell whether the network is up" in line]) == 1
+    assert not sync.synced

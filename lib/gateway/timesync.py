@@ -118,6 +118,7 @@ class TimeSync:
         self.server = None
         self.syncs = 0
         self.failures = 0  # rounds in which no server gave a usable time
+        self._network_warned = False
         if board.name == "host":  # the PC keeps its own time (its NTP daemon sets it)
             self.synced = True
             self.last_sync_utc = board.utc_time()
@@ -136,7 +137,7 @@ class TimeSync:
 
         backoff = Backoff(RETRY_BASE_MS, RETRY_CAP_MS)
         while True:
-            while not self.board.network_ok():
+            while not self._network_ok():
                 await self.clock.asleep_ms(NETWORK_POLL_MS)
             try:
                 done = await self.sync_once()
@@ -151,6 +152,15 @@ class TimeSync:
                 delay = backoff.next_delay_ms()
                 self.log.warning("ntp: no usable time; retry in %d s", delay // 1000)
                 await self.clock.asleep_ms(delay)
+
+    def _network_ok(self):
+        try:
+            return self.board.network_ok()
+        except Exception as exc:  # a port without a network module: keep waiting, say it once
+            if not self._network_warned:
+                self._network_warned = True
+                self.log.error("ntp: cannot tell whether the network is up (%s)", exc)
+            return False
 
     async def sync_once(self):
         """Ask the servers until two agree (or all were asked); set the clock. True if it was set."""
