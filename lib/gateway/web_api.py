@@ -29,6 +29,7 @@ from gateway.config_editor import ConfigEditor
 from gateway.web_auth import SESSION_COOKIE, SESSION_MS, AuthRefused
 from gateway.web_state import WebState
 
+MAX_LOGIN_BYTES = 256  # {"password": ...} of at most 64 characters, whatever the JSON parser's depth limits
 KEEPALIVE_S = 5  # a stream without live values (metering stalled) still notices a client that left
 NO_STORE = {"Cache-Control": "no-store"}
 _HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"}
@@ -157,6 +158,8 @@ class WebApi:
     async def login(self, request):
         password = None
         try:
+            if len(request.body) > MAX_LOGIN_BYTES:
+                raise ValueError("too long")
             body = json.loads(request.body)
             password = body.get("password") if type(body) is dict else None
         except ValueError:

@@ -300,13 +300,16 @@ class WebServer:
     async def _serve(self, reader, writer):
         stats = self.stats
         stats["connections"] += 1
-        self.open += 1
+        if self.open >= self.limits.connections:
+            stats["busy"] += 1
+            try:
+                await self._refuse(writer, 503, "busy: too many connections")
+            finally:
+                await self._close(writer)
+            return
+        self.open += 1  # connections being served (a refused one never counts)
         stream = None
         try:
-            if self.open > self.limits.connections:
-                stats["busy"] += 1
-                await self._refuse(writer, 503, "busy: too many connections")
-                return
             try:
                 request = await asyncio.wait_for(read_request(reader, self.limits),
                                                  self.limits.deadline_ms / 1000)
