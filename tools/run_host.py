@@ -10,7 +10,8 @@ subscriber receives.
     make run SETUP=1                 # boot the gateway in setup mode (Wi-Fi setup page, captive DNS)
 
 The gateway serves its web page at http://127.0.0.1:WEB_PORT/ (``RBAMP_WEB_PORT`` for the PC's
-board profile); the URL is printed before the live view starts and the view shows it. With
+board profile, which takes it in place of CONFIG's ``web.port``, a board's setting); the URL is
+printed before the live view starts and the view shows it. With
 SETUP=1 the setup button counts as held at the first boot (the data folder's ``setup_button``
 file, which the gateway consumes; a restart after saving boots normally, as a board whose button
 was let go), the setup page is http://127.0.0.1:WEB_PORT/setup and the catch-all DNS answers on
@@ -156,10 +157,12 @@ def parse_port(name, text):
 
 def check_port_free(name, port, kind):
     """RunError unless this PC lets the gateway listen on 127.0.0.1:port (``kind`` SOCK_STREAM
-    for the web page, SOCK_DGRAM for the DNS), as the gateway's server will: another program
-    there would leave make run without its page."""
+    for the web page, SOCK_DGRAM for setup mode's DNS), bound as the gateway binds it: another
+    program there would leave make run without its page."""
     with socket.socket(socket.AF_INET, kind) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        if kind == socket.SOCK_STREAM:
+            # as asyncio's start_server does: a port left in TIME_WAIT by the last gateway is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
