@@ -23,7 +23,7 @@ from gateway.app import Gateway
 from gateway.board_profile import Board
 from gateway.config import load_config
 from gateway.log import Logger
-from gateway.web_server import Limits, WebServer
+from gateway.web_server import WebServer
 from norflash import NorFlash
 from rbampsim import RealClock
 from rbampsim.host import SimHost
