@@ -27,6 +27,7 @@ go through the clock seam. The name lookup (``getaddrinfo``) blocks on the board
 """
 
 import asyncio
+import errno
 import socket
 import struct
 import sys
@@ -43,6 +44,8 @@ EARLIEST_UTC = 1735689600   # 2025-01-01: a clock before this was never set
 _NTP_TO_UNIX = 2208988800   # seconds from 1900-01-01 to 1970-01-01
 _PACKET = 48
 _MICROPYTHON = sys.implementation.name == "micropython"
+# "not now" from a non-blocking socket: EAGAIN everywhere; the RP2 port also says -110
+_TRY_AGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN), -110)
 
 
 class NtpError(Exception):
@@ -214,10 +217,7 @@ class TimeSync:
     async def _receive(self, sock):
         if _MICROPYTHON:
             buf = bytearray(_PACKET)
-            reader = asyncio.StreamReader(sock)  # pyright: ignore[reportCallIssue]  # MicroPython's Stream(sock)
-            got = await asyncio.wait_for_ms(reader.readinto(buf), self.timeout_ms)  # pyright: ignore[reportAttributeAccessIssue]
-            if got is None:
-                raise OSError("no datagram")
+            got = await asyncio.wait_for_ms(_datagram_into(sock, buf), self.timeout_ms)  # pyright: ignore[reportAttributeAccessIssue]
             return memoryview(buf)[:got]
         loop = asyncio.get_event_loop()
         return await asyncio.wait_for(loop.sock_recv(sock, 64), self.timeout_ms / 1000)  # pyright: ignore[reportAttributeAccessIssue]
@@ -241,6 +241,21 @@ class TimeSync:
             self.log.info("ntp: clock set from %s (%s)", answer.server, why)
         else:
             self.log.info("ntp: clock checked with %s (%s), moved %d s", answer.server, why, step)
+
+
+async def _datagram_into(sock, buf):
+    """MicroPython: wait (asyncio's poll of the socket) until a datagram is in ``buf``; a wake-up
+    without one (the ports' "try again") waits again."""
+    reader = asyncio.StreamReader(sock)  # pyright: ignore[reportCallIssue]  # MicroPython's Stream(sock)
+    while True:
+        try:
+            got = await reader.readinto(buf)
+        except OSError as exc:
+            if not (exc.args and exc.args[0] in _TRY_AGAIN):
+                raise
+            got = None
+        if got is not None:
+            return got
 
 
 def _describe(exc):
