@@ -377,17 +377,36 @@ class CalendarTotals:
             return _difference(_counters(ledger), entry[_MONTH])
         return entry[_YESTERDAY if which == YESTERDAY else _LAST_MONTH]
 
+    def value_mwh(self, key, which, index):
+        """One counter's energy (integer mWh) of ``which`` for a module, or None when unknown;
+        ``index`` in the journal's order (2 * ch for import, 2 * ch + 1 for export)."""
+        ledger = self._ledgers.get(key)
+        if ledger is None or index >= 2 * ledger.channels:
+            return None
+        if self.since_boot:
+            start = self._boot[key] if which == TODAY else None
+        else:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if which == YESTERDAY or which == LAST_MONTH:
+                kept = entry[_YESTERDAY if which == YESTERDAY else _LAST_MONTH]
+                return None if kept is None else kept[index]
+            start = entry[_DAY if which == TODAY else _MONTH]
+        if start is None:
+            return None
+        ch = index // 2
+        now = ledger.import_mwh(ch) if index % 2 == 0 else ledger.export_mwh(ch)
+        return now - start[index]
+
     def channel_view(self, key, ch):
         """``{"import": {"today", "yesterday", "month", "last_month"}, "export": {...}}`` in Wh
         (rounded to 0.1 Wh, None where unknown) of channel ``ch`` (0-based, the ledger's index)."""
         view = {IMPORT: {}, EXPORT: {}}
         for which in (TODAY, YESTERDAY, MONTH, LAST_MONTH):
-            counters = self.counters_mwh(key, which)
             for direction, index in ((IMPORT, 2 * ch), (EXPORT, 2 * ch + 1)):
-                if counters is None or index >= len(counters):
-                    view[direction][which] = None
-                else:
-                    view[direction][which] = wh(counters[index])
+                value = self.value_mwh(key, which, index)
+                view[direction][which] = None if value is None else wh(value)
         return view
 
 
