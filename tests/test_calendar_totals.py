@@ -335,7 +335,7 @@ def test_writes_only_at_rollovers_and_the_count_survives_restarts():
     assert again.writes == 10
 
 
-def test_a_restore_that_raises_the_counters_is_no_energy_of_today():
+def test_a_restore_over_a_wiped_journal_is_no_energy_of_today():
     path = fresh_path("raised.json")
     module = FakeModule(0x50, 1, start_mwh=0)
     calendar = make(path)
@@ -352,6 +352,20 @@ def test_a_restore_that_raises_the_counters_is_no_energy_of_today():
     restored.update([module], None)
     restored.update([module], DEC_1 + 3 * HOUR)
     assert view(restored, module)["today"] == 3.0
+
+
+def test_a_restore_after_a_journal_that_only_lagged_keeps_that_energy_in_today():
+    path = fresh_path("lagged.json")
+    module = run_day_one(path)  # 300 Wh today, all in the journal
+    journal = module.rebooted()
+    journal.ledger.meter.consumption[0].set_mwh(journal.ledger.import_mwh(0) - 2000)  # the last 2 Wh not committed
+    calendar = make(path)
+    calendar.update([journal], DEC_1 + 22 * HOUR)  # the PC's clock: known at once
+    assert view(calendar, journal)["today"] == 298.0
+    before = journal.counters()
+    journal.ledger.restore(module.counters())  # the broker's retained totals had them
+    calendar.raised(journal, before)
+    assert view(calendar, journal)["today"] == 300.0
 
 
 def test_counters_that_went_backwards_start_the_day_again():

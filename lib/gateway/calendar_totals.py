@@ -96,8 +96,14 @@ def _difference(now, start):
     return [now[i] - start[i] for i in range(len(now))]
 
 
-def _shifted(start, jump):
-    return [start[i] + (jump[i] if jump[i] > 0 else 0) for i in range(len(start))]
+def _shifted(start, jump, floor):
+    """``start`` raised by ``jump`` where it grew, and (with ``floor``) where ``start`` was not
+    below ``floor``."""
+    out = []
+    for i in range(len(start)):
+        moves = jump[i] > 0 and (floor is None or start[i] >= floor[i])
+        out.append(start[i] + jump[i] if moves else start[i])
+    return out
 
 
 def _counters(ledger):
@@ -237,18 +243,22 @@ class CalendarTotals:
 
     def raised(self, module, before):
         """A restore raised ``module``'s counters from ``before`` (the journal's order; e.g. to the
-        broker's retained totals): the jump is no energy of today, so the starts move with it."""
+        broker's retained totals, after a journal that lagged them or was wiped). The jump is no
+        energy since boot, so the boot counters move with it. A day or month start moves only where
+        it was set from the counters at boot (not below them: a new day, or a wiped journal); a
+        start below them came from the file, the counters had grown from it before the restart
+        (a journal that only lagged), and the jump is energy metered then."""
         key = module.key
         ledger = module.ledger
         boot = self._boot.get(key)
         if ledger is None or boot is None or len(before) != len(boot):
             return  # not seen yet: its first sight takes the raised counters as they are
         jump = _difference(_counters(ledger), before)
-        self._boot[key] = _shifted(boot, jump)
+        self._boot[key] = _shifted(boot, jump, None)
         entry = self._entries.get(key)
         if entry is not None and key in self._settled:
-            entry[_DAY] = _shifted(entry[_DAY], jump)
-            entry[_MONTH] = _shifted(entry[_MONTH], jump)
+            entry[_DAY] = _shifted(entry[_DAY], jump, boot)
+            entry[_MONTH] = _shifted(entry[_MONTH], jump, boot)
             self._dirty = True
 
     def _first_time(self, utc_s):
@@ -318,6 +328,7 @@ class CalendarTotals:
         month = _month_key(today)
         self._forget_unseen()
         for key in self._ledgers:
+            self._settled[key] = True
             now = _counters(self._ledgers[key])
             entry = self._entries.get(key)
             if entry is None or len(entry[_DAY]) != len(now):
