@@ -40,6 +40,7 @@ def test_state_document_has_the_contract_shape_and_the_state_payloads_values():
             status, headers, doc = await request_json(web.port, "GET", "/api/state")
             seen["payload"] = gateway.state_payload()
             seen["ledger"] = gateway.metering.modules[0].ledger.import_mwh(0)
+            seen["calendar"] = gateway.calendar.channel_view("0x50", 0) if gateway.calendar is not None else None
             seen["answer"] = (status, headers, doc)
             await web.samples_grow()
         finally:
@@ -78,9 +79,16 @@ def test_state_document_has_the_contract_shape_and_the_state_payloads_values():
         assert channel["reactive_var"] == live["reactive_power"][index]
         for name in ("import_wh", "export_wh"):
             assert sorted(channel[name]) == ["last_month", "month", "today", "total", "yesterday"]
-            assert channel[name]["today"] is None  # no calendar on this gateway
     total = module["channels"][0]["import_wh"]["total"]
     assert 0 <= total <= seen["ledger"] / 1000 + 0.001, (total, seen["ledger"])
+    # day and month values are the calendar's (counting since boot: the clock was never synced)
+    calendar = seen["calendar"]
+    energy = module["channels"][0]["import_wh"]
+    if calendar is None:
+        assert energy["today"] is None and energy["month"] is None, energy
+    else:
+        assert 0 <= energy["today"] <= calendar["import"]["today"], (energy, calendar)
+        assert energy["yesterday"] == calendar["import"]["yesterday"], (energy, calendar)
 
 
 def test_events_stream_the_state_and_the_viewer_count_follows_the_client():
