@@ -105,6 +105,9 @@ def parse_tz(text):
         raise ValueError("empty")
     if len(text) > _MAX_TEXT:
         raise ValueError("longer than %d characters" % _MAX_TEXT)
+    if "/" in text and "," not in text:
+        # "Europe/Berlin": the gateway has no zone database; the zone file's last line is the rule
+        raise ValueError("a zone name, not a rule: the rule is the last line of /usr/share/zoneinfo/<zone>")
     reader = _Reader(text)
     std_name = reader.name("standard time name")
     std_offset = -reader.clock("offset", 24, False)
