@@ -193,6 +193,10 @@ def test_live_streams_are_capped_and_release_their_viewer_count():
             await close_quietly(second[1])
             await wait_until(lambda: web.gateway.viewers == 0 and web.server.api.streams == 0, 15000,
                              "both streams released")
+            # a HEAD of the stream gets its headers only, and leaves no viewer behind
+            seen["head"] = await exchange(web.port, b"HEAD /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            await wait_until(lambda: web.server.open == 0, 5000, "the HEAD's connection closed")
+            seen["after head"] = (web.gateway.viewers, web.server.api.streams)
             await _still_serving(web)
             _clean(web)
         finally:
@@ -203,6 +207,9 @@ def test_live_streams_are_capped_and_release_their_viewer_count():
     status, _, body = seen["third"]
     assert status == 503 and b"too many live streams" in body, seen["third"]
     assert seen["state while two stream"] == 200
+    status, headers, body = seen["head"]
+    assert status == 200 and headers["content-type"] == "text/event-stream" and body == b"", seen["head"]
+    assert seen["after head"] == (0, 0)
 
 
 MALFORMED = (
