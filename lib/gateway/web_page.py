@@ -12,7 +12,7 @@ config.json editor). Live values arrive over ``EventSource("/api/events")`` (``e
 it says "connection lost" when neither has answered for 12 s. Changing settings sends the header
 ``X-Requested-With: rbamp`` (the server's guard against cross-site requests).
 
-Element ids, stable for tests (``<key>`` is a module key such as ``m50``, ``<n>`` a channel 1..,
+Element ids, stable for tests (``<key>`` is a module key such as ``0x50``, ``<n>`` a channel 1..,
 ``<part>`` one of total, today, yesterday, month, last-month):
 
     conn                        the connection: "live" (SSE), "polling", "connection lost"
