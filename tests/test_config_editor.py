@@ -9,8 +9,9 @@ import json
 import os
 
 import xrt
-from gateway.config import ConfigError, load_config, parse_config, parse_json
-from gateway.config_editor import MAX_DOCUMENT_BYTES, ConfigEditor, encode, merge_secrets, redacted
+from gateway.config import MAX_FILE_BYTES, ConfigError, load_config, parse_config, parse_json
+from gateway.config_editor import (MAX_DOCUMENT_BYTES, STORED_FILE_BYTES, ConfigEditor, encode, merge_secrets,
+                                   redacted)
 
 STORED = {"device_id": "kitchen",
           "wifi": {"ssid": "home", "password": "wifi-pass-1"},
@@ -163,3 +164,4 @@ def test_without_any_file_the_document_starts_empty_and_size_is_bounded():
     assert _read(board.last_good_path) is None  # there was no valid file to keep
     huge = b'{"device_id": "' + b"x" * MAX_DOCUMENT_BYTES + b'"}'
     assert "larger than" in str(xrt.raises(ConfigError, editor.save, huge))
+    assert STORED_FILE_BYTES == MAX_FILE_BYTES  # the editor reads what the loader would

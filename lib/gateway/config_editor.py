@@ -29,6 +29,10 @@ no config.json at all).
 import json
 
 MAX_DOCUMENT_BYTES = 8192  # a config.json is ~1 KB; the web server's body limit is this too
+# gateway.config.MAX_FILE_BYTES (a test keeps them equal): not imported, because reading for the
+# page loads only the strict JSON reader, not the whole loader (~7 KB the running gateway let go);
+# saving loads it (the board's checker), and a save is followed by a restart
+STORED_FILE_BYTES = 16384
 SECRET_BLANK = ""
 
 # What LoadResult.source means for the page (contract: "config.json" | "last_good" | "safe_mode")
@@ -195,25 +199,23 @@ def _encode(value, section, indent, out, lead):
 
 
 def _read_bytes(path):
-    from gateway.config import MAX_FILE_BYTES
-
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = handle.read(STORED_FILE_BYTES + 1)
     except OSError:
         return None
-    return data if len(data) <= MAX_FILE_BYTES else None
+    return data if len(data) <= STORED_FILE_BYTES else None
 
 
 def _read_object(path):
     """The file's JSON object, or None (missing, too big, not JSON, not an object)."""
-    from gateway.config import ConfigError, parse_json
+    from gateway.jsonstrict import JsonError, parse_json
 
     data = _read_bytes(path)
     if data is None:
         return None
     try:
-        document = parse_json(data)
-    except ConfigError:
+        document = parse_json(data, "config.json")
+    except JsonError:
         return None
     return document if type(document) is dict else None
