@@ -135,13 +135,14 @@ def test_events_stream_the_state_and_the_viewer_count_follows_the_client():
     assert seen["state after"][0] == 200
 
 
-def test_config_is_shown_without_any_secret():
+def test_the_page_and_the_config_without_any_secret():
     seen = {}
 
     async def main():
         web = await start(xrt.tmp_path("getcfg"), config_doc(web={"enabled": False, "password": PASSWORD}))
         try:
             seen["plain"] = await request(web.port, "GET", "/api/config")
+            seen["page"] = await request(web.port, "GET", "/")
         finally:
             await web.stop()
 
@@ -157,6 +158,10 @@ def test_config_is_shown_without_any_secret():
     assert sorted(view["secrets_set"]) == ["mqtt.password", "web.password", "wifi.password"]
     assert view["in_use"] == "config.json" and view["error"] is None
     assert view["writable"] is False  # not logged in
+    from gateway.web_page import PAGE
+
+    status, headers, body = seen["page"]
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8" and body == PAGE, headers
 
 
 def test_a_wrong_value_is_refused_with_the_checkers_message_and_nothing_is_written():

@@ -72,7 +72,7 @@ class LiveStream:
         return self._event()
 
     def _event(self):
-        return b"event: state\ndata: " + json.dumps(self.api.state.build()).encode() + b"\n\n"
+        return self.api.state_event()
 
     async def aclose(self):
         self.close()
@@ -82,6 +82,8 @@ class LiveStream:
             self.closed = True
             self.api.streams -= 1
             self.gateway.viewers -= 1
+            if not self.api.streams:
+                self.api.forget_event()
 
 
 class WebApi:
@@ -93,6 +95,21 @@ class WebApi:
         self.streams = 0
         self.state = WebState(gateway)
         self.editor = ConfigEditor(gateway.board, gateway.config_result)
+        self._event = None
+        self._event_ms = None
+
+    def state_event(self):
+        """The SSE chunk of the state now. Streams woken by the same round of live values share
+        one (the gateway's uptime only moves between rounds): one document built, not one each."""
+        stamp = self.gateway.uptime_ms
+        if self._event is None or stamp != self._event_ms:
+            self._event = None  # the old chunk can go before the new one is built
+            self._event = b"event: state\ndata: " + json.dumps(self.state.build()).encode() + b"\n\n"
+            self._event_ms = stamp
+        return self._event
+
+    def forget_event(self):
+        self._event = None
 
     def add_routes(self, app):
         self._route(app, "/", "GET", self.page)
