@@ -74,8 +74,13 @@ class Gateway:
         env = dict(os.environ)
         env["MICROPYPATH"] = os.pathsep.join(
             [".frozen", os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"),
-             os.path.join(ROOT, ".cache", "umqtt")])
+             os.path.join(ROOT, ".cache", "umqtt"), os.path.join(ROOT, ".cache", "weblib")])
         env["RBAMP_DATA"] = self.data_dir
+        if "RBAMP_WEB_PORT" not in self.env:
+            from xrt.broker import free_port
+
+            # each gateway's page on a port of its own: tests and their gateways run side by side
+            self.env["RBAMP_WEB_PORT"] = str(free_port())
         env.update(self.env)
         return env
 

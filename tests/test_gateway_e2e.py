@@ -54,7 +54,12 @@ def test_discovery_state_and_totals_arrive(broker, run):
         unique_ids.add(payload["uniq_id"])
         assert SECRET not in json.dumps(payload)
     energy = [p for _, p in configs if p.get("dev_cla") == "energy"]
-    assert len(energy) == 4 and all(p["stat_cla"] == "total_increasing" for p in energy)
+    lifetime = [p for p in energy if p["stat_cla"] == "total_increasing"]
+    assert len(lifetime) == 4 and not any("lrst_val_tpl" in p for p in lifetime)  # the Energy dashboard's
+    # today and yesterday per channel and direction: reset daily, so "total" with its last reset
+    daily = [p for p in energy if p["stat_cla"] == "total"]
+    assert len(daily) == 8 and all(p["lrst_val_tpl"] and p["stat_t"].endswith("energy_day") for p in daily), daily
+    assert len(energy) == 12
     late = Watcher(broker.port, topics=("homeassistant/#",), client_id="e2e-late")  # retained copies
     late.wait_for(lambda: len(late.messages) >= len(configs), 10, "retained discovery")
     assert all(retain for _, _, retain, _ in late.messages)

@@ -20,6 +20,7 @@ STALL_MS = 5000  # the watchdog is fed only while samples keep coming
 HEALTH_FIRST_MS = 30000
 HEALTH_EVERY_MS = 600000
 LIVE_EVERY_MS = 1000  # live values for the web page at most this often while someone watches
+CALENDAR_EVERY_MS = 1000  # how often the day and month totals look at the clock
 RESTART_DELAY_MS = 500  # the HTTP answer that asked for a restart leaves first
 STOP_LINK_MS = 3000  # a restart waits this long at most for the "offline" message to go out
 ANNOUNCED_TOPICS = "discovery_topics"  # the Home Assistant configs announced (gateway.discovery)
@@ -205,13 +206,21 @@ class Gateway:
         clock = self.clock
         interval_ms = int(self.config["publish"]["interval_s"] * 1000)
         sampled = self.metering.sampled
+        from gateway.services import calendar_round
+
         last = clock.ticks_ms()
+        calendar_due = 0
         while True:
             await sampled.wait()
             sampled.clear()
             now = clock.ticks_ms()
-            self.uptime_ms += clock.ticks_diff(now, last)  # accumulated: no ticks wrap after days
+            elapsed = clock.ticks_diff(now, last)
+            self.uptime_ms += elapsed  # accumulated: no ticks wrap after days
             last = now
+            calendar_due -= elapsed
+            if calendar_due <= 0:
+                calendar_due = CALENDAR_EVERY_MS
+                calendar_round(self)
             due = self._last_state_ms is None or clock.ticks_diff(clock.ticks_ms(), self._last_state_ms) >= interval_ms
             if self.link is not None:
                 for module in self.metering.modules:
@@ -263,12 +272,14 @@ class Gateway:
 
     def _on_period(self, record):
         from gateway.payloads import TS
+        from gateway.services import publish_energy_day
 
         record[TS] = wall_time()
         if self.link is not None:
             self.link.publish_period(record)
             if self._seeded:
                 self.link.publish_totals(self.totals_payload())
+                publish_energy_day(self)
 
     async def watchdog(self):
         dog = self.board.watchdog(WATCHDOG_MS)
@@ -302,14 +313,16 @@ class Gateway:
         from gateway.backoff import Backoff
 
         backoff = Backoff()
+        setup = self.setup
         while True:
             if not self.board.network_ok():
                 try:
                     await self.board.network_up(self.config, self.log)
                     backoff.reset()
                     self.log.info("network up")
-                    self._sync_time()
                 except OSError as exc:
+                    if setup is not None:
+                        setup.station_failed(str(exc))
                     if self.board.radio_failed:
                         self.log.error("network: %s; metering and the journal go on without the "
                                        "network; reset the board to try again", exc)
@@ -318,21 +331,9 @@ class Gateway:
                     self.log.warning("network: %s; retry in %d ms", exc, delay)
                     await self.clock.asleep_ms(delay)
                     continue
+            if setup is not None:
+                setup.station_up()
             await self.clock.asleep_ms(5000)
-
-    def _sync_time(self):
-        """NTP once the network is up (boards only: a PC keeps its own time)."""
-        ntp = self.config["ntp"]
-        if not ntp["enabled"] or self.board.name == "host":
-            return
-        try:
-            import ntptime
-
-            ntptime.host = ntp["host"]
-            ntptime.settime()  # one UDP exchange, bounded by ntptime's own 1 s socket timeout
-            self.log.info("clock set from %s", ntptime.host)
-        except Exception as exc:  # no time: period records carry "ts": null until it works
-            self.log.warning("NTP failed: %s", exc)
 
     async def _seed_from_broker(self):
         """Published totals must never go backwards: the journal may lag what was published by
@@ -351,7 +352,11 @@ class Gateway:
                 continue
             counters = payloads.retained_counters(retained, module.key, module.channels)
             if counters is not None:
+                raised_from = []
+                module.ledger.append_totals(raised_from)
                 self.metering.restore_module(module, counters)
+                if self.calendar is not None:
+                    self.calendar.raised(module, raised_from)  # no energy of today
         if self.metering.totals() != before:
             self.log.info("totals raised to the broker's retained values")
         self._seeded = True
@@ -400,6 +405,12 @@ class Gateway:
                             period_seq=state.backlog_seq if state is not None else 0,
                             journal_hold="the journal's layout is not settled yet")
         self.metering = metering
+        board = self.board
+        network = not self.config_result.safe_mode and (cfg["mqtt"]["host"] is not None or (
+            cfg["web"]["enabled"] and board.joins_wifi and cfg["wifi"]["ssid"] is not None))
+        from gateway.services import start_services
+
+        services = start_services(self, network)  # day totals see the counters before metering adds
         metering.start()
         if self.store is not None:
             self._apply_layout(state)
@@ -413,10 +424,11 @@ class Gateway:
                 self.log.warning("module %s does not answer (%s); its totals are kept and it is "
                                  "begun as soon as it does", module.key, module.error)
         tasks = [metering.sampler(), metering.period_loop(), metering.journal_upkeep(),
-                 self.publisher(), self.watchdog(), self.health(), self.board.background()]
+                 self.publisher(), self.watchdog(), self.health(), self.board.background()] + services
+        if network:
+            tasks.append(self.network())
         if not self.config_result.safe_mode and cfg["mqtt"]["host"] is not None:
             self.link = self._make_link(modules)
-            tasks.append(self.network())
             tasks.append(self.link.run())
             tasks.append(self._seed_from_broker())
         self.log.info("gateway %s up: %d module(s), %d channel(s), device id %s", VERSION,
@@ -460,9 +472,15 @@ class Gateway:
                           "has_voltage": dev.has_voltage, "fw_version": dev.version})
         origin = {"name": "rbamp-gateway", "sw_version": VERSION}
         prefix = self.config["homeassistant"]["prefix"]
-        messages = discovery_messages(prefix, self.config["mqtt"]["base_topic"], self.device_id, infos, origin)
+        messages = discovery_messages(prefix, self.config["mqtt"]["base_topic"], self.device_id, infos, origin,
+                                      day_totals=self._knows_days())
         announced = AnnouncedConfigs(self.board.path(ANNOUNCED_TOPICS), self.log)
         return announced.with_removals(messages, kept_topics(prefix, self.device_id, infos))
+
+    def _knows_days(self):
+        """Today's and yesterday's sensors only where the clock can be known (NTP on, or a PC)."""
+        sync = self.timesync
+        return self.calendar is not None and sync is not None and (sync.enabled or self.board.name == "host")
 
     def _discovery_published(self, messages):
         from gateway.discovery import AnnouncedConfigs
