@@ -38,6 +38,7 @@ from gateway.web_api import WebApi
 from gateway.web_auth import WebAuth
 
 CHUNK = 256
+HEAD_BUFFER = 1024  # an answer's head is sent in one piece up to this size
 METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 
 
@@ -200,6 +201,7 @@ class RequestStream:
         self._line = 0
         self._pos = 0
         self._closers = []
+        self._head = b""  # the answer's head until it is complete (None: sent)
 
     # reading, as microdot's Request.create does it
     async def readline(self):
@@ -226,6 +228,14 @@ class RequestStream:
 
     # writing
     async def awrite(self, data):
+        if self._head is not None:
+            # microdot writes the status line and each header on its own, then b"\r\n": they
+            # leave together (one segment, one wait for the socket instead of one per line)
+            self._head += data
+            if data != b"\r\n" and len(self._head) < HEAD_BUFFER:
+                return
+            data = self._head
+            self._head = None
         self.writer.write(data)
         try:
             await asyncio.wait_for(self.writer.drain(), self.write_ms / 1000)
