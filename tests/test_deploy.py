@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from support_cli import run_module
@@ -71,6 +72,7 @@ class UnixPortBoard:
         os.makedirs(self.root, exist_ok=True)
         self.proc = None
         self.console = None
+        self.web_port = free_port()
 
     def power_on(self):
         env = dict(os.environ)
@@ -78,7 +80,7 @@ class UnixPortBoard:
                                               os.path.join(ROOT, ".cache", "umqtt")])
         env["RBAMP_DATA"] = "."  # the host profile's config.json and flash image at the root
         env["RBAMP_SIM_INPROC"] = "1"  # the board's simulated module dies with it: nothing lingers
-        env["RBAMP_WEB_PORT"] = str(free_port())  # the gateway's page, off the PC's default 8080
+        env["RBAMP_WEB_PORT"] = str(self.web_port)  # the gateway's page, off the PC's default 8080
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["socat", "PTY,link=%s,raw,echo=0" % self.link,
@@ -246,6 +248,12 @@ def boot_and_watch(board, broker, console_path):
                                   if s["modules"]["0x50"]["status"] == "ok"], 30, "a state with the module ok")
         totals = watcher.wait_for(lambda: watcher.json_on(BASE + "totals"), 30, "totals")
         assert len(totals[-1]["0x50"]["import_wh"]) == 2, totals
+        # the page, served by the deployed gateway with the board's own (precompiled) microdot
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/state" % board.web_port, timeout=10) as answer:
+            state = json.loads(answer.read())
+        assert state["device_id"] == DEVICE_ID and state["modules"][0]["status"] == "ok", state
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % board.web_port, timeout=10) as page:
+            assert page.status == 200 and b"/api/events" in page.read()
         return console()
     finally:
         stop(runner)

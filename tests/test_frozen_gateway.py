@@ -1,13 +1,15 @@
 """The freeze works: the mpy32 interpreter built with our code frozen in (firmware/host_manifest.py,
 the unix variant of manifest.py) runs the gateway's host profile from the frozen modules alone, in
-a folder holding nothing but main.py and the data, against a real broker; and the frozen code is
-the optimised build the board images get. Host-side tests."""
+a folder holding nothing but main.py and the data, against a real broker, and serves its web page
+(the gateway's web modules and microdot, frozen too); and the frozen code is the optimised build
+the board images get. Host-side tests."""
 
 import json
 import os
 import shutil
 import signal
 import subprocess
+import urllib.request
 
 import pytest
 from support_e2e import Watcher, base_config, wait_until
@@ -45,7 +47,9 @@ def test_gateway_runs_from_the_frozen_modules_alone(frozen_interpreter, broker, 
     data.mkdir(parents=True)
     shutil.copy(os.path.join(ROOT, "main.py"), board / "main.py")  # what a board runs from its filesystem
     (data / "config.json").write_text(json.dumps(base_config(broker.port)))
-    env = dict(os.environ, MICROPYPATH=".frozen", RBAMP_DATA=str(data))  # no lib/, no tools/, no umqtt copy
+    web_port = xbroker.free_port()
+    # no lib/, no tools/, no umqtt or microdot copy
+    env = dict(os.environ, MICROPYPATH=".frozen", RBAMP_DATA=str(data), RBAMP_WEB_PORT=str(web_port))
     watcher = Watcher(broker.port)
     log_path = tmp_path / "gateway.log"
     with open(log_path, "w") as log:
@@ -61,6 +65,12 @@ def test_gateway_runs_from_the_frozen_modules_alone(frozen_interpreter, broker, 
         wait_until(state_with_module, 60, "a state with the simulated module ok")
         wait_until(lambda: watcher.json_on(BASE + "totals"), 60, "totals")
         assert "0x50" in watcher.json_on(BASE + "totals")[-1]
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % web_port, timeout=10) as page:
+            assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+            assert b"/api/events" in page.read()
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/state" % web_port, timeout=10) as answer:
+            state = json.loads(answer.read())
+        assert state["device_id"] == "e2e-gw" and state["modules"][0]["status"] == "ok", state
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         wait_until(lambda: watcher.on(BASE + "availability")[-1][1] == b"offline", 10, "offline on stop")
