@@ -115,7 +115,7 @@ def test_make_run_serves_the_page_with_the_values_of_its_mqtt_state(tmp_path, br
             # the same numbers arrive over MQTT (already, or with the next state message).
             shown = live_values_of_page(module)
             assert 200 < shown[0] < 260 and 49 < shown[1] < 51, shown  # the simulator's mains
-            wait_until(lambda: shown in [live_values_of_state(s) for s in ok_states()], 30,
+            wait_until(lambda shown=shown: shown in [live_values_of_state(s) for s in ok_states()], 30,
                        "an MQTT state with the page's values %r" % (shown,))
             # Lifetime totals never run behind what was published before the page was read.
             if totals:
@@ -124,7 +124,7 @@ def test_make_run_serves_the_page_with_the_values_of_its_mqtt_state(tmp_path, br
                     assert channel["import_wh"]["total"] >= published["import_wh"][ch] - 0.001, (channel, published)
                     assert channel["export_wh"]["total"] >= published["export_wh"][ch] - 0.001, (channel, published)
             before = len(ok_states())
-            wait_until(lambda: len(ok_states()) > before, 30, "the next MQTT state")
+            wait_until(lambda before=before: len(ok_states()) > before, 30, "the next MQTT state")
 
         def metered_on_the_page():
             page = json.loads(get(web_port, "/api/state")[2])

@@ -20,8 +20,9 @@ UDP 127.0.0.1:DNS_PORT (``RBAMP_DNS_PORT``, default 5353; a PC's port 53 needs r
 Before anything starts, CONFIG goes through the gateway's own parser (gateway.config) and is
 refused with the message a board would log; then only mqtt.host and mqtt.port are replaced by the
 broker's address. A wrong BROKER, a broker that does not answer, a WEB_PORT (or with SETUP=1 a
-DNS_PORT) that another program holds, or a data folder in use by another run (``run.lock``: the second run names the process holding it; the lock of a run that
-was killed is taken over) is one line on stderr, exit status 1, and nothing left running.
+DNS_PORT) that another program holds, or a data folder in use by another run (``run.lock``: the
+second run names the process holding it; the lock of a run that was killed is taken over) is one
+line on stderr, exit status 1, and nothing left running.
 
 The gateway is supervised as a board resets: when it exits or dies (`kill -9 $(cat
 .run/gateway.pid)`), it starts again a second later against the same simulated modules, which
