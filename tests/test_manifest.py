@@ -331,6 +331,7 @@ def test_the_pico_w_image_freezes_the_pinned_umqtt_simple(vendor_tree):
         "the umqtt.simple the image freezes changed: check gateway's MQTT code against it, then "
         "update firmware/umqtt-simple.sha256")
     assert sha256_of(UMQTT_COPY) == sha256, "run `make umqtt`: the tests' copy is not the frozen file"
+    assert_frozen_microdot_is_the_pinned_one(manifest.files())  # as the offline image build resolves it
 
 
 # ---------------------------------------------------------------------- lib/ and the PC tools
