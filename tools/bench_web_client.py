@@ -18,12 +18,17 @@ HOST = "127.0.0.1"
 STATE_EVERY_S = 5.0  # the page's own /api/state poll beside its live stream
 EVENTSOURCE_RETRY_S = 3.0  # a browser's EventSource reconnects after about 3 s
 SOCKET_TIMEOUT_S = 15.0
+LOAD_GAP_S = 2.0  # between page loads (PageLoads)
 STATE_KEYS = ("device_id", "firmware", "uptime_s", "heap_free", "heap_used", "time", "energy_period",
               "wifi", "mqtt", "journal", "config", "modules", "log")
 
 
 class BenchError(Exception):
     """The web page did not answer as the contract says: one line for the user."""
+
+
+class StreamRefused(BenchError):
+    """``GET /api/events`` answered 503: as many live streams open as the server allows."""
 
 
 # ---------------------------------------------------------------------- HTTP, by hand
@@ -93,6 +98,8 @@ class EventStream:
         self.sock, self.stream = _open(port, "/api/events", timeout_s, accept="text/event-stream")
         try:
             status, headers = _read_head(self.stream, "GET /api/events")
+            if status == 503:
+                raise StreamRefused("GET /api/events answered 503 (live streams at the server's cap)")
             if status != 200 or not headers.get("content-type", "").startswith("text/event-stream"):
                 raise BenchError("GET /api/events answered %d, %s" % (status, headers.get("content-type")))
         except BaseException:
@@ -154,7 +161,11 @@ def page_load(port):
     state, state_bytes, state_s = get_json(port, "/api/state")
     check_state(state, "GET /api/state")
     opened = time.perf_counter()
-    stream = EventStream(port)
+    try:
+        stream = EventStream(port)
+    except StreamRefused:
+        return {"page_ms": page_s * 1e3, "page_bytes": len(body), "state_ms": state_s * 1e3,
+                "state_bytes": state_bytes, "refused": True}
     try:
         event = stream.next_event()
     finally:
@@ -165,14 +176,17 @@ def page_load(port):
     check_state(json.loads(event[1]), "the first event of /api/events")
     return {"page_ms": page_s * 1e3, "page_bytes": len(body), "state_ms": state_s * 1e3,
             "state_bytes": state_bytes, "event_ms": event_s * 1e3, "event_bytes": len(event[1]),
-            "total_ms": (time.perf_counter() - started) * 1e3}
+            "total_ms": (time.perf_counter() - started) * 1e3, "refused": False}
 
 
 class PageLoads:
-    """``n`` page loads in a row in a thread of their own (tools/bench_gateway.py ``beside``)."""
+    """``n`` page loads in a row in a thread of their own (tools/bench_gateway.py ``beside``),
+    ``gap_s`` apart: a closed live stream stops counting against the server's cap of open
+    streams only when the server next writes to it (its next event, about a second later), so
+    loads closer together than that find the streams of the loads before still open."""
 
-    def __init__(self, port, n):
-        self.port, self.n = port, n
+    def __init__(self, port, n, gap_s=LOAD_GAP_S):
+        self.port, self.n, self.gap_s = port, n, gap_s
         self.loads, self.error = [], None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -180,13 +194,15 @@ class PageLoads:
     def _run(self):
         try:
             _wait_listening(self.port)
-            for _ in range(self.n):
+            for i in range(self.n):
+                if i:
+                    time.sleep(self.gap_s)
                 self.loads.append(page_load(self.port))
         except Exception as exc:  # reported by stop(), in the benchmark's own thread
             self.error = exc
 
     def stop(self):
-        self.thread.join(self.n * 10 + 60)
+        self.thread.join(self.n * (10 + self.gap_s) + 60)
         if self.thread.is_alive():
             raise BenchError("%d page loads did not finish in time" % self.n)
         if self.error is not None:
