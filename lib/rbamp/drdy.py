@@ -45,9 +45,37 @@ class HostFlag:
         self._pending = False
 
 
+class LoopFlag:
+    """ThreadSafeFlag's behaviour over an ``asyncio.Event``, for MicroPython's unix port. Its
+    ``select.poll`` (the POSIX variant, 1.25 and 1.29) moves its array of sockets when it grows
+    past a multiple of 4 and then points a registered object that is not a socket (such as a
+    ThreadSafeFlag) at garbage: the interpreter crashes once several sockets are polled at once
+    (the web page's connections). The boards' poll has no such array. The unix port has no pin
+    interrupts: DRDY comes from the simulator in the same thread, which an Event serves."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def set(self):
+        self._event.set()
+
+    def clear(self):
+        self._event.clear()
+
+    async def wait(self):
+        await self._event.wait()
+        self._event.clear()
+
+
 def make_flag():
+    import sys
+
     flag_class = getattr(asyncio, "ThreadSafeFlag", None)
-    return flag_class() if flag_class is not None else HostFlag()
+    if flag_class is None:
+        return HostFlag()
+    if sys.platform == "linux":  # MicroPython's unix port (see LoopFlag)
+        return LoopFlag()
+    return flag_class()
 
 
 class DrdyWatch:
