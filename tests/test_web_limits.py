@@ -272,3 +272,32 @@ def test_malformed_requests_and_garbage_get_an_answer_or_a_close_never_a_crash()
     for status in seen["garbage"]:
         assert status in (None, 400, 408, 431, 501, 505), seen["garbage"]
     assert seen["stats"]["closed_early"] >= 1, seen["stats"]
+
+
+def test_connections_closed_by_their_clients_in_bursts_leave_the_gateway_running():
+    # With DRDY attached, MicroPython's unix port used to crash here (segfault) when the poller's
+    # socket array grew and moved (lib/rbamp/drdy.py, LoopFlag)
+    seen = {}
+
+    async def main():
+        web = await start(xrt.tmp_path("bursts"), config_doc(), LIMITS)
+        server = web.server
+        try:
+            seen["drdy"] = web.gateway.metering.modules[0].dev.drdy_attached
+            for burst in range(4):
+                clients = []
+                for _ in range(8):
+                    clients.append(await asyncio.open_connection("127.0.0.1", web.port))
+                await wait_until(lambda: server.stats["connections"] >= 8 * (burst + 1), 10000, "8 more accepted")
+                for _, writer in clients:
+                    await close_quietly(writer)
+                await wait_until(lambda: server.open == 0, 10000, "every connection closed")
+                await _still_serving(web)
+            seen["stats"] = dict(server.stats)
+            _clean(web)
+        finally:
+            await web.stop()
+
+    run(main())
+    assert seen["drdy"], "the test needs DRDY attached"
+    assert seen["stats"]["busy"] + seen["stats"]["closed_early"] >= 32, seen["stats"]
