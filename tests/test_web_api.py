@@ -344,3 +344,16 @@ def test_failed_passwords_are_rate_limited_and_sessions_expire():
     assert auth.write_refusal(with_cookie)[0] == 401  # expired
     assert same_bytes(b"abc", b"abc") and not same_bytes(b"abc", b"abd") and not same_bytes(b"abc", b"ab")
     assert not same_bytes(b"", b"a") and same_bytes(b"", b"")
+
+
+def test_setup_mode_needs_no_password_but_still_refuses_cross_site_requests():
+    from gateway.web_auth import FORBIDDEN_CROSS_SITE, FORBIDDEN_NO_PASSWORD, WebAuth
+
+    setup = [False]
+    auth = WebAuth(None, lambda: 0, lambda: setup[0])
+    same_site = _FakeRequest()
+    cross_site = _FakeRequest({"Host": "gw", "Origin": "http://evil.example", "X-Requested-With": "rbamp"})
+    assert auth.write_refusal(same_site) == (403, FORBIDDEN_NO_PASSWORD) and not auth.can_write(same_site)
+    setup[0] = True
+    assert auth.write_refusal(same_site) is None and auth.can_write(same_site)
+    assert auth.write_refusal(cross_site) == (403, FORBIDDEN_CROSS_SITE)
