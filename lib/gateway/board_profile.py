@@ -206,13 +206,19 @@ class Board:
         if self.radio_failed:
             raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
         wlan = network.WLAN(network.STA_IF)
-        wlan.active(True)
-        if not wlan.isconnected():
-            try:
-                wlan.disconnect()  # the ESP32 refuses to scan while the station is connecting
-            except OSError:
-                pass  # not connecting either: nothing to stop
+        self._start_radio(wlan)
+        try:
+            return strongest_networks(wlan.scan())
+        except OSError as exc:
+            self._scan_refused(wlan, exc)
         return strongest_networks(wlan.scan())
+
+    def _scan_refused(self, wlan, exc):
+        """The scan raised: the ESP32 refuses to scan while the station is connecting, so stop
+        that and let the caller scan once more."""
+        if wlan.isconnected():
+            raise exc
+        wlan.disconnect()
 
     def ap_up(self, ssid, password):
         """Raise the setup access point (WPA2 with ``password``); returns its IPv4 address."""
@@ -221,13 +227,23 @@ class Board:
         if self.radio_failed:
             raise OSError("the Wi-Fi chip did not start at boot; reset the board to try again")
         ap = network.WLAN(network.AP_IF)
-        ap.active(True)  # the ESP32 takes the AP's settings only while it is active
+        self._start_radio(ap)  # the ESP32 takes the AP's settings only while it is active
         security = getattr(network.WLAN, "SEC_WPA2", None)
         if security is None:  # the Pico W names no plain WPA2: its firmware sets WPA2-AES at boot
             ap.config(ssid=ssid, key=password)
         else:
             ap.config(ssid=ssid, key=password, security=security)
         return ap.ifconfig()[0]
+
+    def _start_radio(self, interface):
+        """Make a Wi-Fi interface active. A chip that refuses is never started again (as in
+        ``network_up``): on the Pico W a second start after a failed one can block the whole CPU
+        until the watchdog resets the board, seen on the emulated chip, which has no Wi-Fi."""
+        try:
+            interface.active(True)
+        except OSError as exc:
+            self.radio_failed = True
+            raise OSError("the Wi-Fi chip did not start (%s)" % exc)
 
     def ap_down(self):
         import network

@@ -46,6 +46,13 @@ class Esp32Board(Board):
 class Rp2Board(Board):
     name = "rp2"
 
+    def _scan_refused(self, wlan, exc):
+        # The CYW43 driver answers a scan with EPERM when the chip did not start (active(True)
+        # fails silently); anything that would start it again (a disconnect, the access point)
+        # can block the CPU until the watchdog resets the board, as seen on the emulated chip.
+        self.radio_failed = True
+        raise OSError("the Wi-Fi chip did not start (the scan got %s)" % exc)
+
     def journal_device(self):
         try:
             import board_layout  # pyright: ignore[reportMissingImports]  # frozen into our Pico W image only
