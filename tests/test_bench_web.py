@@ -62,37 +62,43 @@ def test_a_short_run_on_the_pc_measures_every_figure(tmp_path):
     assert "Against the Gateway section" in out.stdout
 
 
-CHIP_CONSOLE = """gateway 0.1.0 up: 1 module(s), 2 channel(s), device id bench-rp2040
+CHIP_OFF = """gateway 0.1.0 up: 1 module(s), 2 channel(s), device id bench-rp2040
 W metering 150000 60000 0 15 0
-W imported 149000 61000 2100
-W built 140000 70000 850
-W GET 139000 71000 40000 / 200 21000
-W GET 139000 71000 30000 /api/state 200 2400
-W GET 139000 71000 20000 /api/config 200 900
-W GET 139000 71000 29000 /api/state 200 2400
-W SSE 139000 71000 3000000 /api/events 200 7300 0
-M gateway.config gateway.jsonstrict
+M
 W done
-health: uptime 30 s, heap free 138000 B, used 72000 B, samples 150, periods 0, commits 1, commit errors 0, mains losses 0
+health: uptime 29 s, heap free 150500 B, used 59500 B, samples 150, periods 0, commits 1, commit errors 0, mains losses 0
+"""
+CHIP_ON = """gateway 0.1.0 up: 1 module(s), 2 channel(s), device id bench-rp2040
+W metering 130000 80000 0 15 1
+S no OSError(113,)
+W GET 129000 81000 40000 / 200 21000
+W GET 129000 81000 30000 /api/state 200 2400
+W GET 129000 81000 20000 /api/config 200 900
+W GET 129000 81000 29000 /api/state 200 2400
+W SSE 129000 81000 3000000 /api/events 200 7300 0
+M gateway.config_secrets gateway.jsonstrict
+W done
+health: uptime 29 s, heap free 128000 B, used 82000 B, samples 150, periods 0, commits 1, commit errors 0, mains losses 0
 """
 
 
 def test_the_chip_lines_make_the_rp2040_table():
-    chip = bench_web.parse_chip(CHIP_CONSOLE)
-    assert chip["done"] and chip["clean"]
-    assert chip["loaded_again"] == ["gateway.config", "gateway.jsonstrict"]
-    assert chip["steps"]["built"] == {"free": 140000, "used": 70000, "us": 850, "detail": []}
-    assert [r["detail"][0] for r in chip["requests"]] == ["/", "/api/state", "/api/config", "/api/state",
-                                                        "/api/events"]
-    rows = _rows(bench_web.rp2040_report(chip))
-    assert rows["**web server built**"][:2] == ["140,000 B", "70,000 B (+10000 B)"]
-    assert "**40.0 ms** on the chip" in rows["after `GET /`"][2]
-    assert "viewers afterwards: 0" in rows["after `GET /api/events`"][2]
-    assert rows["the gateway's health line at 30 s (web server still held)"][:2] == ["138,000 B",
-                                                                                      "72,000 B (+12000 B)"]
-    text = bench_web.rp2040_report(chip)
-    assert "was not started by the gateway (no network)" in text
-    assert "`gateway.config`, `gateway.jsonstrict`" in text
+    off, on = bench_web.parse_chip(CHIP_OFF), bench_web.parse_chip(CHIP_ON)
+    assert off["done"] and on["done"] and off["clean"] and on["clean"]
+    assert off["loaded_again"] == [] and off["loopback"] is None and off["requests"] == []
+    assert on["loaded_again"] == ["gateway.config_secrets", "gateway.jsonstrict"]
+    assert on["loopback"] == {"answered": False, "detail": "OSError(113,)"}
+    assert on["steps"]["metering"] == {"free": 130000, "used": 80000, "us": 0, "detail": ["15", "1"]}
+    assert [r["detail"][0] for r in on["requests"]] == ["/", "/api/state", "/api/config", "/api/state",
+                                                      "/api/events"]
+    text = bench_web.rp2040_report({"off": off, "on": on})
+    rows = _rows(text)
+    assert rows["**web page on, nobody connected**: gateway metering"][:2] == ["130,000 B", "80,000 B (+20000 B)"]
+    assert rows["**web page on**: health line at 29 s"][:2] == ["128,000 B", "82,000 B (+22500 B)"]
+    assert "**40.0 ms** on the chip" in rows["web page on: after `GET /`"][2]
+    assert "viewers afterwards: 0" in rows["web page on: after `GET /api/events`"][2]
+    assert "`gateway.config_secrets`, `gateway.jsonstrict`" in text
+    assert "no answer (OSError(113,);" in text
 
 
 def test_the_gateway_section_latency_is_read_back_and_judged():
@@ -107,7 +113,7 @@ def test_the_gateway_section_latency_is_read_back_and_judged():
     assert period.endswith("**not within**."), verdict
 
 
-def test_the_web_application_runs_on_the_emulated_chip(tmp_path):
+def test_the_web_page_is_measured_on_the_emulated_chip(tmp_path):
     import support_firmware
     import support_picow
 
@@ -116,14 +122,15 @@ def test_the_web_application_runs_on_the_emulated_chip(tmp_path):
     support_firmware.pico_w_image()
     support_picow.micropython()
     chip = bench_web.measure_rp2040(str(tmp_path))
-    assert chip["clean"], chip
-    steps = chip["steps"]
-    assert int(steps["metering"]["detail"][0]) >= 10  # the gateway metered before the web code loaded
-    assert steps["imported"]["used"] > steps["metering"]["used"] - 4096
-    statuses = {r["detail"][0]: r["detail"][1] for r in chip["requests"]}
-    assert statuses == {"/": "200", "/api/state": "200", "/api/config": "200", "/api/events": "200"}, chip
-    sse = chip["requests"][-1]
+    off, on = chip["off"], chip["on"]
+    for run in (off, on):
+        assert run["clean"] and run["reboots"] == 0 and run["health"], run
+        assert int(run["steps"]["metering"]["detail"][0]) >= 10  # metering ran before the figures
+    assert off["steps"]["metering"]["detail"][1] == "0" and on["steps"]["metering"]["detail"][1] == "1"
+    assert off["requests"] == [] and on["loopback"] is not None
+    statuses = {r["detail"][0]: r["detail"][1] for r in on["requests"]}
+    assert statuses == {"/": "200", "/api/state": "200", "/api/config": "200", "/api/events": "200"}, on
+    sse = on["requests"][-1]
     assert int(sse["detail"][2]) > 0 and sse["detail"][3] == "0", sse  # events sent; the viewer left
-    assert chip["health"], "no health line after the web steps"
     text = bench_web.rp2040_report(chip)
-    assert "**no socket reaches the chip there**" in text
+    assert "**No socket from outside reaches the chip there**" in text
