@@ -338,7 +338,8 @@ def test_failed_passwords_are_rate_limited_and_sessions_expire():
     assert auth.failures == FAILURE_BURST
     with_cookie = _FakeRequest(cookies={"rbamp_session": token})
     assert auth.write_refusal(with_cookie) is None
-    assert auth.write_refusal(_FakeRequest(cookies={"rbamp_session": token[:-1] + "0"})) == (401, auth.write_refusal(
+    forged = token[:-1] + ("1" if token[-1] == "0" else "0")  # one digit off
+    assert auth.write_refusal(_FakeRequest(cookies={"rbamp_session": forged})) == (401, auth.write_refusal(
         _FakeRequest())[1])
     now[0] += SESSION_MS
     assert auth.write_refusal(with_cookie)[0] == 401  # expired

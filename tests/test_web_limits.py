@@ -9,7 +9,7 @@ RUNTIMES = ("cpython", "mpy64", "mpy32")
 import asyncio
 
 import xrt
-from gateway.web_server import Limits
+from gateway.web_request import Limits
 from support_web import close_quietly, config_doc, exchange, parse_response, read_all, request, run, start, wait_until
 
 # a short deadline keeps the slow-client test short; the rest are the defaults
