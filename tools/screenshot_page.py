@@ -90,9 +90,14 @@ def wait_for_live(driver, module_key="0x50", timeout_s=60):
 
 
 def _full_height_shot(driver, path):
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(WIDTH, max(600, height + 20))
-    time.sleep(0.3)  # one frame for the new size to be laid out and painted
+    """The whole document in one picture: the window grown until its viewport holds it all."""
+    driver.set_window_size(WIDTH, 600)
+    for _ in range(3):
+        missing = driver.execute_script("return document.documentElement.scrollHeight - window.innerHeight")
+        if missing <= 0:
+            break
+        size = driver.get_window_size()
+        driver.set_window_size(WIDTH, size["height"] + missing)
     driver.save_screenshot(path)
 
 
@@ -101,6 +106,8 @@ def capture(driver, url, out_dir):
     returns their paths."""
     driver.get(url)
     wait_for_live(driver)
+    wait_until(lambda: texts(driver, ["import-total-0x50-1"])["import-total-0x50-1"] not in ("-", "0.000"), 90,
+               "energy in the table (a period or two)")
     page = os.path.join(out_dir, PAGE_SHOT)
     _full_height_shot(driver, page)
     driver.get(url + "#settings")
@@ -149,7 +156,6 @@ def main():
     driver = None
     try:
         wait_until(lambda: _answers(url + "api/state"), 90, "make run to serve %s" % url)
-        time.sleep(8)  # a few periods, so that the energy table is not all zeros
         driver = open_browser(os.path.join(work, "chromium"))
         os.makedirs(args.out, exist_ok=True)
         for path in capture(driver, url, args.out):

@@ -63,7 +63,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt
 #conn{padding:.2rem .6rem;border-radius:1rem;border:1px solid currentColor;font-size:.9rem}
 #banner{background:#ffd54f;color:#222;padding:.6rem 1rem;margin-top:1rem;border-radius:.4rem}
 pre{background:var(--card);padding:.6rem;overflow-x:auto;font-size:.8rem;border-radius:.4rem;margin:0}
-textarea{width:100%;min-height:22rem;font:14px/1.35 ui-monospace,Menlo,Consolas,monospace;padding:.5rem;
+textarea{width:100%;min-height:12rem;font:14px/1.35 ui-monospace,Menlo,Consolas,monospace;padding:.5rem;
 color:var(--fg);background:var(--card);border:1px solid #8886;border-radius:.4rem}
 textarea.err{border:2px solid var(--bad);outline:0}
 input{font-size:16px;padding:.5rem;min-height:44px;border:1px solid #8886;border-radius:.4rem;
@@ -89,7 +89,7 @@ button.alt{background:var(--mute)}button:disabled{opacity:.5}
 </dl></div><div class="card"><h3>Journal</h3><dl>
 <dt>records</dt><dd id="journal-records">-</dd><dt>last commit</dt><dd id="journal-commit">-</dd>
 <dt>erases per block</dt><dd id="journal-erases">-</dd></dl><div id="journal-other" class="mute"></div></div></div>
-<h2>Modules</h2><div class="card"><table class="txt"><thead><tr><th>module</th><th>address</th><th>label</th>
+<h2>Modules</h2><div class="card"><table class="txt"><thead><tr><th>address</th><th>label</th>
 <th>variant</th><th>protocol</th><th>status</th></tr></thead><tbody id="modules"></tbody></table></div>
 <h2>Log</h2><pre id="log"></pre>
 </div>
@@ -142,7 +142,7 @@ function build(s){
       });
     });
     live+="</table></div>";energy+="</table></div>";
-    mods+=row([[k],["-","address-"+k],["-","label-"+k],["-","variant-"+k],["-","protocol-"+k],["-","error-"+k]]);
+    mods+=row([["-","address-"+k],["-","label-"+k],["-","variant-"+k],["-","protocol-"+k],["-","error-"+k]]);
   });
   $("live").innerHTML=live;$("energy").innerHTML=energy;$("modules").innerHTML=mods;
 }
@@ -232,7 +232,8 @@ function settings(c){
   txt("cfg-source","In use: "+c.in_use+(c.error?" (config error: "+c.error+")":""));
   txt("cfg-secrets",c.secrets_set.length?"Secrets stored: "+c.secrets_set.join(", ")+
     ". They show blank here; a blank secret keeps the stored value.":"No secrets stored.");
-  $("cfg-text").value=JSON.stringify(c.config,null,2);$("cfg-text").className="";access();
+  var ta=$("cfg-text");ta.value=JSON.stringify(c.config,null,2);ta.className="";
+  ta.rows=Math.min(40,ta.value.split("\n").length+1);access();
 }
 function load(){
   return send("GET","/api/config").then(function(r){
