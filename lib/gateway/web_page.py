@@ -110,22 +110,22 @@ button.alt{background:var(--mute)}button:disabled{opacity:.5}
 </main>
 <script>
 "use strict";
-var $=function(id){return document.getElementById(id);};
+var $=(id)=>{return document.getElementById(id);};
 var PARTS=["total","today","yesterday","month","last_month"],shape="",es=null,seen=0,polling=false;
 var mode="connecting",ticks=0,cfg=null,authed=false,restarting=null;
 function txt(id,t){var e=$(id);if(e&&e.textContent!==t)e.textContent=t;}
 function num(v,d){return v==null?"-":Number(v).toFixed(d);}
 function kwh(v){return v==null?"-":(v/1000).toFixed(3);}
-function esc(s){return String(s).replace(/[&<>"']/g,function(c){return "&#"+c.charCodeAt(0)+";";});}
+function esc(s){return String(s).replace(/[&<>"']/g,(c)=>{return "&#"+c.charCodeAt(0)+";";});}
 function dur(s){if(s==null)return "-";var v=[Math.floor(s/86400),Math.floor(s%86400/3600),
   Math.floor(s%3600/60),Math.floor(s%60)],u=[" d"," h"," min"," s"],i=0;while(i<3&&!v[i])i++;
-  return v.slice(i).map(function(x,j){return x+u[i+j];}).join(" ");}
+  return v.slice(i).map((x,j)=>{return x+u[i+j];}).join(" ");}
 function hex(a){return a==null?"-":"0x"+Number(a).toString(16);}
-function row(cells,tag){return "<tr>"+cells.map(function(c){return "<"+(tag||"td")+(c[1]?" id='"+esc(c[1])+"'":"")+
+function row(cells,tag){return "<tr>"+cells.map((c)=>{return "<"+(tag||"td")+(c[1]?" id='"+esc(c[1])+"'":"")+
   ">"+esc(c[0])+"</"+(tag||"td")+">";}).join("")+"</tr>";}
 function build(s){
   var live="",energy="",mods="";
-  s.modules.forEach(function(m){
+  s.modules.forEach((m)=>{
     var k=m.key;
     live+="<div class='card'><h3>"+esc(m.label||k)+" <span class='mute'>"+esc(k)+"</span></h3><p>"+
       "<span class='big'><span id='u-"+esc(k)+"'>-</span> V</span><span class='big'><span id='f-"+esc(k)+
@@ -133,11 +133,11 @@ function build(s){
       row([["ch"],["I A"],["P W"],["PF"],["Q var"]],"th");
     energy+="<div class='card'><h3>"+esc(m.label||k)+"</h3><table>"+row([["ch"],["total"],[
       s.energy_period==="day"?"today":"since boot","today-head-"+k],["yesterday"],["month"],["last month"]],"th");
-    m.channels.forEach(function(c){
+    m.channels.forEach((c)=>{
       var n=k+"-"+c.ch;
       live+=row([[c.ch],["-","i-"+n],["-","p-"+n],["-","pf-"+n],["-","q-"+n]]);
-      ["import","export"].forEach(function(dir){
-        energy+=row([[c.ch+" "+dir]].concat(PARTS.map(function(p){
+      ["import","export"].forEach((dir)=>{
+        energy+=row([[c.ch+" "+dir]].concat(PARTS.map((p)=>{
           return ["-",dir+"-"+p.replace("_","-")+"-"+n];})));
       });
     });
@@ -148,13 +148,13 @@ function build(s){
 }
 function show(s){
   seen=Date.now();
-  var sh=s.modules.map(function(m){return m.key+":"+m.channels.map(function(c){return c.ch;});}).join(" ");
+  var sh=s.modules.map((m)=>{return m.key+":"+m.channels.map((c)=>{return c.ch;});}).join(" ");
   if(sh!==shape){shape=sh;build(s);}
   txt("device-id",s.device_id||"");txt("firmware",s.firmware||"-");txt("uptime",dur(s.uptime_s));
   txt("heap",s.heap_free==null?"-":s.heap_free+" B free, "+s.heap_used+" B used");
   var t=s.time||{};txt("time",t.synced?t.local+" ("+t.tz+")":"not synced yet ("+(t.tz||"-")+")");
   var w=s.wifi||{};txt("wifi",[w.mode,w.ssid,w.rssi==null?null:w.rssi+" dBm",w.ip]
-    .filter(function(x){return x!=null&&x!=="";}).join(", ")||"-");
+    .filter((x)=>{return x!=null&&x!=="";}).join(", ")||"-");
   var q=s.mqtt||{};txt("mqtt",(q.state||"-")+(q.broker?" ("+q.broker+")":""));
   var c=s.config||{};txt("config-in-use",c.in_use||"-");
   var b=$("banner"),setup=w.mode==="setup";b.hidden=!c.error&&!setup;
@@ -163,9 +163,9 @@ function show(s){
   var j=s.journal||{};txt("journal-records",j.records==null?"-":String(j.records));
   txt("journal-commit",j.last_commit_s==null?"-":dur(j.last_commit_s)+" ago");
   txt("journal-erases",j.erases&&j.erases.length?j.erases.join(", "):"-");
-  txt("journal-other",Object.keys(j).filter(function(x){return ["records","last_commit_s","erases"].indexOf(x)<0;})
-    .map(function(x){return x.replace(/_/g," ")+": "+(typeof j[x]=="object"?JSON.stringify(j[x]):j[x]);}).join(", "));
-  s.modules.forEach(function(m){
+  txt("journal-other",Object.keys(j).filter((x)=>{return ["records","last_commit_s","erases"].indexOf(x)<0;})
+    .map((x)=>{return x.replace(/_/g," ")+": "+(typeof j[x]=="object"?JSON.stringify(j[x]):j[x]);}).join(", "));
+  s.modules.forEach((m)=>{
     var k=m.key,ok=m.status==="ok";
     txt("u-"+k,num(m.voltage_v,1));txt("f-"+k,num(m.frequency_hz,2));
     txt("st-"+k,m.status+(m.error?": "+m.error:""));$("st-"+k).className=ok?"ok":"bad";
@@ -173,11 +173,11 @@ function show(s){
     txt("address-"+k,hex(m.address));txt("label-"+k,m.label||"-");txt("variant-"+k,m.variant||"-");
     txt("protocol-"+k,m.protocol==null?"-":String(m.protocol));
     txt("error-"+k,m.status+(m.error?": "+m.error:""));$("error-"+k).className=ok?"ok":"bad";
-    m.channels.forEach(function(ch){
+    m.channels.forEach((ch)=>{
       var n=k+"-"+ch.ch;
       txt("i-"+n,num(ch.current_a,3));txt("p-"+n,num(ch.power_w,1));txt("pf-"+n,num(ch.pf,2));
       txt("q-"+n,num(ch.reactive_var,1));
-      ["import","export"].forEach(function(dir){var e=ch[dir+"_wh"]||{};PARTS.forEach(function(p){
+      ["import","export"].forEach((dir)=>{var e=ch[dir+"_wh"]||{};PARTS.forEach((p)=>{
         txt(dir+"-"+p.replace("_","-")+"-"+n,kwh(e[p]));});});
     });
   });
@@ -192,30 +192,30 @@ function stream(){
   if(es)es.close();
   es=null;if(!window.EventSource||document.hidden)return;
   es=new EventSource("/api/events");
-  es.addEventListener("state",function(ev){show(JSON.parse(ev.data));conn("live");});
+  es.addEventListener("state",(ev)=>{show(JSON.parse(ev.data));conn("live");});
   // readyState 2: the gateway refused the stream (e.g. too many open); polling stands in, a retry comes later
-  es.onerror=function(){if(es&&es.readyState===2)es=null;conn("connection lost");poll();};
+  es.onerror=()=>{if(es&&es.readyState===2)es=null;conn("connection lost");poll();};
 }
 function poll(){
   if(polling||(es&&es.readyState===1&&mode==="live"))return;
   polling=true;
-  fetch("/api/state",{cache:"no-store"}).then(function(r){if(!r.ok)throw r.status;return r.json();})
-    .then(function(s){show(s);conn(es&&es.readyState===1?"live":"polling");})
-    .catch(function(){conn("connection lost");}).then(function(){polling=false;});
+  fetch("/api/state",{cache:"no-store"}).then((r)=>{if(!r.ok)throw r.status;return r.json();})
+    .then((s)=>{show(s);conn(es&&es.readyState===1?"live":"polling");})
+    .catch(()=>{conn("connection lost");}).then(()=>{polling=false;});
 }
-setInterval(function(){poll();if(!es&&++ticks%6===0)stream();conn();},5000);
-document.addEventListener("visibilitychange",function(){
+setInterval(()=>{poll();if(!es&&++ticks%6===0)stream();conn();},5000);
+document.addEventListener("visibilitychange",()=>{
   if(document.hidden&&es){es.close();es=null;}else if(!document.hidden&&!es){stream();poll();}});
 function send(method,url,body){
   return fetch(url,{method:method,body:body,cache:"no-store",credentials:"same-origin",
-    headers:{"Content-Type":"application/json","X-Requested-With":"rbamp"}}).then(function(r){
-    return r.text().then(function(t){var d={};try{d=JSON.parse(t);}catch(x){d={error:t||r.statusText};}
+    headers:{"Content-Type":"application/json","X-Requested-With":"rbamp"}}).then((r)=>{
+    return r.text().then((t)=>{var d={};try{d=JSON.parse(t);}catch(x){d={error:t||r.statusText};}
       return {status:r.status,data:d};});});
 }
 function mark(key){
   var ta=$("cfg-text"),text=ta.value,at=0,end=0;
   ta.className="err";if(!key)return;
-  String(key).split(/[.\[\]]+/).forEach(function(part){
+  String(key).split(/[.\[\]]+/).forEach((part)=>{
     if(!part)return;var i=/^\d+$/.test(part)?-1:text.indexOf('"'+part+'"',at);
     if(i>=0){at=i;end=i+part.length+2;}});
   if(end){ta.focus();ta.setSelectionRange(at,end);
@@ -236,48 +236,48 @@ function settings(c){
   ta.rows=Math.min(40,ta.value.split("\n").length+1);access();
 }
 function load(){
-  return send("GET","/api/config").then(function(r){
+  return send("GET","/api/config").then((r)=>{
     if(r.status!==200)throw new Error(r.data.error||("HTTP "+r.status));settings(r.data);
-  }).catch(function(e){txt("cfg-error","Could not load the settings: "+e.message);});
+  }).catch((e)=>{txt("cfg-error","Could not load the settings: "+e.message);});
 }
 function back(then){
   var start=Date.now(),down=false;
-  restarting=setInterval(function(){
-    fetch("/api/state",{cache:"no-store"}).then(function(r){return r.json();}).then(function(s){
+  restarting=setInterval(()=>{
+    fetch("/api/state",{cache:"no-store"}).then((r)=>{return r.json();}).then((s)=>{
       if(down||s.uptime_s<then){clearInterval(restarting);restarting=null;
         txt("cfg-status","Saved; the gateway is back (up "+dur(s.uptime_s)+").");load();stream();}
-    }).catch(function(){down=true;});
+    }).catch(()=>{down=true;});
     if(Date.now()-start>120000){clearInterval(restarting);restarting=null;
       txt("cfg-status","Saved, but the gateway has not come back within 2 minutes.");}
   },1000);
 }
 function restarted(msg){
-  fetch("/api/state",{cache:"no-store"}).then(function(r){return r.json();}).then(function(s){return s.uptime_s;})
-    .catch(function(){return 1e12;}).then(function(up){txt("cfg-status",msg);back(up);});
+  fetch("/api/state",{cache:"no-store"}).then((r)=>{return r.json();}).then((s)=>{return s.uptime_s;})
+    .catch(()=>{return 1e12;}).then((up)=>{txt("cfg-status",msg);back(up);});
 }
 function refused(r){
   if(r.status===401){authed=false;if(cfg){cfg.writable=false;access();}$("login-password").focus();}
   txt("cfg-error",(r.data.error||"HTTP "+r.status)+(r.data.key?" (key: "+r.data.key+")":""));
 }
-$("cfg-save").onclick=function(){
+$("cfg-save").onclick=()=>{
   txt("cfg-error","");txt("cfg-status","");$("cfg-text").className="";
-  send("PUT","/api/config",$("cfg-text").value).then(function(r){
+  send("PUT","/api/config",$("cfg-text").value).then((r)=>{
     if(r.status===200)restarted("Saved, restarting...");
     else{refused(r);if(r.status===400)mark(r.data.key);}
-  }).catch(function(e){txt("cfg-error","Not saved: "+e.message);});
+  }).catch((e)=>{txt("cfg-error","Not saved: "+e.message);});
 };
-$("cfg-reload").onclick=function(){txt("cfg-error","");txt("cfg-status","");load();};
-$("restart-button").onclick=function(){
-  send("POST","/api/restart","{}").then(function(r){if(r.status===200)restarted("Restarting...");else refused(r);});
+$("cfg-reload").onclick=()=>{txt("cfg-error","");txt("cfg-status","");load();};
+$("restart-button").onclick=()=>{
+  send("POST","/api/restart","{}").then((r)=>{if(r.status===200)restarted("Restarting...");else refused(r);});
 };
-$("login-form").onsubmit=function(ev){
+$("login-form").onsubmit=(ev)=>{
   ev.preventDefault();txt("login-error","");
-  send("POST","/api/login",JSON.stringify({password:$("login-password").value})).then(function(r){
+  send("POST","/api/login",JSON.stringify({password:$("login-password").value})).then((r)=>{
     if(r.status===200){authed=true;$("login-password").value="";txt("cfg-error","");if(cfg)access();}
     else txt("login-error",r.data.error||"HTTP "+r.status);
   });
 };
-$("logout-button").onclick=function(){send("POST","/api/logout","{}").then(function(){authed=false;load();});};
+$("logout-button").onclick=()=>{send("POST","/api/logout","{}").then(()=>{authed=false;load();});};
 function view(){
   var set=location.hash==="#settings";$("view-main").hidden=set;$("view-settings").hidden=!set;
   $("nav-main").className=set?"":"on";$("nav-settings").className=set?"on":"";
