@@ -37,8 +37,7 @@ PARTS = ("total", "today", "yesterday", "month", "last-month")
 
 def _browser_or_skip():
     chromium, chromedriver = browser_paths()
-    require(chromium and chromedriver, "chromium and chromium-driver (apt-get install -y chromium chromium-driver; "
-                                       ".ci/run installs them) for the browser tests")
+    require(chromium and chromedriver, "the browser (apt-get install -y chromium chromium-driver)")
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -235,7 +234,7 @@ def _conn_seen(driver):
     return driver.execute_script("return window.connSeen || []")
 
 
-def test_the_page_shows_the_live_values_and_totals_the_gateway_publishes(host_run, browser, tmp_path):
+def test_the_page_shows_the_live_values_and_totals_the_gateway_publishes(browser, host_run, tmp_path):
     """Live U, f, I, P, PF, Q over the event stream equal the MQTT state; the energy table's total
     equals the MQTT totals; the day column's head follows the gateway's energy period; the status
     names the module; with EventSource taken away the page polls and still shows the MQTT state."""
@@ -315,7 +314,7 @@ def _edit(driver, document):
                           "t.dispatchEvent(new Event('input'));", json.dumps(document, indent=2))
 
 
-def test_a_bad_setting_shows_the_gateways_named_error_and_changes_nothing(host_run, browser):
+def test_a_bad_setting_shows_the_gateways_named_error_and_changes_nothing(browser, host_run):
     """Secrets arrive blank with a note; the save button waits for a login; a wrong password is
     refused with the gateway's words; mqtt.port 70000 is refused with the board's own checker
     message naming mqtt.port, the key is selected in the editor, config.json keeps every byte and
@@ -359,7 +358,7 @@ def test_a_bad_setting_shows_the_gateways_named_error_and_changes_nothing(host_r
     assert run.answers() is not None and "config changed" not in run.log()
 
 
-def test_a_good_setting_applies_after_the_restart_the_page_waits_for(host_run, browser):
+def test_a_good_setting_applies_after_the_restart_the_page_waits_for(browser, host_run):
     """publish.interval_s and the module's label changed from the page: "saved, restarting", the
     connection indicator goes to "connection lost" and back to "live", the editor reloads with the
     new values, the live card has the new label, config.json has them and kept the blank password
@@ -404,7 +403,7 @@ def test_a_good_setting_applies_after_the_restart_the_page_waits_for(host_run, b
     wait_until(browser.find_element("id", "cfg-save").is_enabled, 30, "the login with the kept password")
 
 
-def test_without_a_password_the_settings_are_read_only(host_run, browser):
+def test_without_a_password_the_settings_are_read_only(browser, host_run):
     """No web.password: the editor shows the document and says how to allow changes; nothing to
     log in to, no save."""
     config = base_config()
@@ -426,7 +425,7 @@ def _free_udp_port():
         return s.getsockname()[1]
 
 
-def test_the_setup_page_saves_a_network_and_the_gateway_restarts_onto_it(host_run, browser):
+def test_the_setup_page_saves_a_network_and_the_gateway_restarts_onto_it(browser, host_run):
     """`make run SETUP=1` (the setup button held at the first boot) with three networks in the scan:
     the main page says setup mode and links to /setup; the setup page lists the networks strongest
     first, a bad broker port is refused with the gateway's message and nothing is written; a
