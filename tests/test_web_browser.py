@@ -403,12 +403,25 @@ def test_a_good_setting_applies_after_the_restart_the_page_waits_for(browser, ho
     wait_until(browser.find_element("id", "cfg-save").is_enabled, 30, "the login with the kept password")
 
 
-def test_without_a_password_the_settings_are_read_only(browser, host_run):
+def test_without_a_password_the_settings_are_read_only_and_the_page_fits_a_phone(browser, host_run):
     """No web.password: the editor shows the document and says how to allow changes; nothing to
-    log in to, no save."""
+    log in to, no save. On a phone's screen (390 px) the page is one column that never scrolls
+    sideways (wide tables scroll inside their card), and what is tapped is at least 44 px high."""
     config = base_config()
     del config["web"]
     run = host_run(config)
+    browser.set_window_size(390, 844)
+    browser.get(run.url)
+    wait_for_live(browser)
+    layout = browser.execute_script(
+        "var d=document.documentElement,cards=document.querySelectorAll('.card');"
+        "return {over:d.scrollWidth-window.innerWidth,width:window.innerWidth,"
+        "lefts:Array.prototype.map.call(cards,function(c){return c.getBoundingClientRect().left;}),"
+        "low:Array.prototype.filter.call(document.querySelectorAll('nav a,button,input'),function(e){"
+        "var r=e.getBoundingClientRect();return r.height>0&&r.height<44;}).length};")
+    assert layout["width"] <= 400 and layout["over"] <= 0, layout
+    assert len(layout["lefts"]) >= 4 and len(set(layout["lefts"])) == 1, layout  # one column
+    assert layout["low"] == 0, layout
     document = _open_settings(browser, run)
     assert document["modules"][0]["label"] == "house"
     note = browser.find_element("id", "cfg-readonly")
