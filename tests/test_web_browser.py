@@ -362,7 +362,8 @@ def test_a_good_setting_applies_after_the_restart_the_page_waits_for(browser, ho
     """publish.interval_s and the module's label changed from the page: "saved, restarting", the
     connection indicator goes to "connection lost" and back to "live", the editor reloads with the
     new values, the live card has the new label, config.json has them and kept the blank password
-    (logging in again with it works), and the gateway restarted for it (a new process)."""
+    (logging in again with it works), and the gateway restarted for it (a new process). Logging out
+    locks the editor again; the restart button restarts the gateway and the page waits for it."""
     run = host_run(base_config())
     pid = run.gateway_pid()
     document = _open_settings(browser, run)
@@ -376,7 +377,7 @@ def test_a_good_setting_applies_after_the_restart_the_page_waits_for(browser, ho
     save.click()
     wait_until(lambda: texts(browser, ["cfg-status"])["cfg-status"].startswith("Saved, restarting"), 30,
                "saved, restarting")
-    wait_until(lambda: texts(browser, ["cfg-status"])["cfg-status"].startswith("Saved; the gateway is back"), 120,
+    wait_until(lambda: texts(browser, ["cfg-status"])["cfg-status"].startswith("Saved. The gateway is back"), 120,
                "the page to see the gateway back")
     assert run.gateway_pid() != pid
     assert "config changed" in run.log()
@@ -401,6 +402,19 @@ def test_a_good_setting_applies_after_the_restart_the_page_waits_for(browser, ho
     wait_until(lambda: browser.find_element("id", "login-form").is_displayed(), 30, "the login form")
     _log_in(browser, PASSWORD)
     wait_until(browser.find_element("id", "cfg-save").is_enabled, 30, "the login with the kept password")
+
+    # log out and in again, then the restart button: the same wait for the gateway to come back
+    browser.find_element("id", "logout-button").click()
+    wait_until(lambda: browser.find_element("id", "login-form").is_displayed(), 30, "the login form after logout")
+    assert not browser.find_element("id", "cfg-save").is_enabled()
+    _log_in(browser, PASSWORD)
+    restart = browser.find_element("id", "restart-button")
+    wait_until(restart.is_enabled, 30, "the login")
+    pid = run.gateway_pid()
+    restart.click()
+    wait_until(lambda: texts(browser, ["cfg-status"])["cfg-status"].startswith("Restarted. The gateway is back"), 120,
+               "the page to see the gateway back after its restart")
+    assert run.gateway_pid() != pid
 
 
 def test_without_a_password_the_settings_are_read_only_and_the_page_fits_a_phone(browser, host_run):

@@ -112,7 +112,7 @@ button.alt{background:var(--mute)}button:disabled{opacity:.5}
 "use strict";
 var $=(id)=>{return document.getElementById(id);};
 var PARTS=["total","today","yesterday","month","last_month"],shape="",es=null,seen=0,polling=false;
-var mode="connecting",ticks=0,cfg=null,authed=false,restarting=null;
+var mode="connecting",ticks=0,cfg=null,authed=false,restarting=null,uptime=-1;
 function txt(id,t){var e=$(id);if(e&&e.textContent!==t)e.textContent=t;}
 function num(v,d){return v==null?"-":Number(v).toFixed(d);}
 function kwh(v){return v==null?"-":(v/1000).toFixed(3);}
@@ -147,7 +147,7 @@ function build(s){
   $("live").innerHTML=live;$("energy").innerHTML=energy;$("modules").innerHTML=mods;
 }
 function show(s){
-  seen=Date.now();
+  seen=Date.now();uptime=s.uptime_s;
   var sh=s.modules.map((m)=>{return m.key+":"+m.channels.map((c)=>{return c.ch;});}).join(" ");
   if(sh!==shape){shape=sh;build(s);}
   txt("device-id",s.device_id||"");txt("firmware",s.firmware||"-");txt("uptime",dur(s.uptime_s));
@@ -196,11 +196,15 @@ function stream(){
   // readyState 2: the gateway refused the stream (e.g. too many open); polling stands in, a retry comes later
   es.onerror=()=>{if(es&&es.readyState===2)es=null;conn("connection lost");poll();};
 }
+// a board that vanished without a reset would leave a request hanging for minutes
+function get(url){
+  var c=new AbortController();setTimeout(()=>c.abort(),8000);
+  return fetch(url,{cache:"no-store",signal:c.signal}).then((r)=>{if(!r.ok)throw r.status;return r.json();});
+}
 function poll(){
   if(polling||(es&&es.readyState===1&&mode==="live"))return;
   polling=true;
-  fetch("/api/state",{cache:"no-store"}).then((r)=>{if(!r.ok)throw r.status;return r.json();})
-    .then((s)=>{show(s);conn(es&&es.readyState===1?"live":"polling");})
+  get("/api/state").then((s)=>{show(s);conn(es&&es.readyState===1?"live":"polling");})
     .catch(()=>{conn("connection lost");}).then(()=>{polling=false;});
 }
 setInterval(()=>{poll();if(!es&&++ticks%6===0)stream();conn();},5000);
@@ -240,20 +244,19 @@ function load(){
     if(r.status!==200)throw new Error(r.data.error||("HTTP "+r.status));settings(r.data);
   }).catch((e)=>{txt("cfg-error","Could not load the settings: "+e.message);});
 }
-function back(then){
-  var start=Date.now(),down=false;
+// back after a restart: a new process (uptime below the last one seen), or answering after a gap
+function restarted(msg,done){
+  var start=Date.now(),down=false,busy=false,then=uptime;txt("cfg-status",msg);
+  clearInterval(restarting);
   restarting=setInterval(()=>{
-    fetch("/api/state",{cache:"no-store"}).then((r)=>{return r.json();}).then((s)=>{
-      if(down||s.uptime_s<then){clearInterval(restarting);restarting=null;
-        txt("cfg-status","Saved; the gateway is back (up "+dur(s.uptime_s)+").");load();stream();}
-    }).catch(()=>{down=true;});
-    if(Date.now()-start>120000){clearInterval(restarting);restarting=null;
-      txt("cfg-status","Saved, but the gateway has not come back within 2 minutes.");}
+    if(Date.now()-start>120000){clearInterval(restarting);
+      txt("cfg-status",done+" The gateway has not come back within 2 minutes.");}
+    if(busy)return;busy=true;
+    get("/api/state").then((s)=>{
+      if(down||s.uptime_s<then){clearInterval(restarting);
+        txt("cfg-status",done+" The gateway is back (up "+dur(s.uptime_s)+").");load();stream();}
+    }).catch(()=>{down=true;}).then(()=>{busy=false;});
   },1000);
-}
-function restarted(msg){
-  fetch("/api/state",{cache:"no-store"}).then((r)=>{return r.json();}).then((s)=>{return s.uptime_s;})
-    .catch(()=>{return 1e12;}).then((up)=>{txt("cfg-status",msg);back(up);});
 }
 function refused(r){
   if(r.status===401){authed=false;if(cfg){cfg.writable=false;access();}$("login-password").focus();}
@@ -262,13 +265,14 @@ function refused(r){
 $("cfg-save").onclick=()=>{
   txt("cfg-error","");txt("cfg-status","");$("cfg-text").className="";
   send("PUT","/api/config",$("cfg-text").value).then((r)=>{
-    if(r.status===200)restarted("Saved, restarting...");
+    if(r.status===200)restarted("Saved, restarting...","Saved.");
     else{refused(r);if(r.status===400)mark(r.data.key);}
   }).catch((e)=>{txt("cfg-error","Not saved: "+e.message);});
 };
 $("cfg-reload").onclick=()=>{txt("cfg-error","");txt("cfg-status","");load();};
 $("restart-button").onclick=()=>{
-  send("POST","/api/restart","{}").then((r)=>{if(r.status===200)restarted("Restarting...");else refused(r);});
+  send("POST","/api/restart","{}").then((r)=>{
+    if(r.status===200)restarted("Restarting...","Restarted.");else refused(r);});
 };
 $("login-form").onsubmit=(ev)=>{
   ev.preventDefault();txt("login-error","");
