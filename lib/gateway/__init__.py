@@ -21,6 +21,13 @@ board profile, loads config.json and runs ``Gateway``.
   ``payloads`` (topic names, payload keys and builders), ``discovery`` (Home Assistant configs),
   ``backlog`` (period records kept until the broker has them), ``backoff``
 - ``log``: the console log with secrets scrubbed
+- beside metering and MQTT (``services`` builds them from config.json): ``localtime`` (POSIX TZ
+  rules), ``timesync`` (SNTP), ``calendar_totals`` (today / yesterday / month per channel);
+  the web page: ``web_server`` (microdot behind a guard), ``web_request`` (limits, the request
+  read before microdot sees it), ``web_api`` (routes, live stream), ``web_auth`` (password,
+  sessions, cross-site guard), ``web_state`` (the state document), ``web_page`` (the page),
+  ``config_editor`` (config.json edited safely); setup mode: ``setup_mode``, ``captive_dns``,
+  ``web_setup``
 
 The energy journal on its own (as ``rbamp journal`` uses it)::
 
