@@ -120,6 +120,7 @@ class Metering:
         self.periods = 0
         self.period_seq = period_seq
         self.commits = 0
+        self.last_commit_ms = None  # ticks_ms of the last commit (the web page shows how long ago)
         self.commit_errors = 0
         self.mains_losses = 0
         self.last_mains_commit_us = None  # from the wake-up that saw the collapse to durable
@@ -471,6 +472,7 @@ class Metering:
             return False
         self.policy.committed(totals, self.period_seq)
         self.commits += 1
+        self.last_commit_ms = self.clock.ticks_ms()
         return True
 
     def commit_for_shutdown(self):

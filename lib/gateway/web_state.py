@@ -26,8 +26,8 @@ last ``read_live``), renamed with their units; a value the gateway does not know
 Journal: ``records`` is the newest record's sequence number (records written since the journal
 was formatted); ``erases`` per block is derived from it, since the ring erases each block once
 per trip over it (an estimate: a layout change or a skipped slot moves on early; no board keeps
-a durable erase count), ``erases_since_boot`` is counted; ``last_commit_s`` is how long ago this
-object saw the commit count change (null until it has).
+a durable erase count), ``erases_since_boot`` is counted; ``last_commit_s`` is how long ago
+metering last committed (null before its first commit since boot).
 Day and month values come from ``gateway.calendar.channel_view`` (null without a calendar).
 """
 
@@ -43,8 +43,6 @@ class WebState:
         self.gateway = gateway
         self._tz_text = None
         self._tz_rule = None
-        self._commits = None
-        self._commit_ms = None
 
     def build(self):
         gateway = self.gateway
@@ -112,16 +110,12 @@ class WebState:
     def _journal(self, health):
         metering = self.gateway.metering
         store = metering.store
-        now = self.gateway.uptime_ms
-        if self._commits != metering.commits:
-            if self._commits is not None:
-                self._commit_ms = now
-            self._commits = metering.commits
         out = {"records": None, "last_commit_s": None, "erases": None, "health": health,
                "commits": metering.commits, "commit_errors": metering.commit_errors,
                "erases_since_boot": None}
-        if self._commit_ms is not None:
-            out["last_commit_s"] = (now - self._commit_ms) // 1000
+        if metering.last_commit_ms is not None:
+            clock = metering.clock
+            out["last_commit_s"] = clock.ticks_diff(clock.ticks_ms(), metering.last_commit_ms) // 1000
         if store is not None:
             out["records"] = store.seq
             out["erases"] = _erases_per_block(store)
