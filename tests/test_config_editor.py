@@ -65,6 +65,10 @@ def test_the_view_blanks_every_set_secret_and_names_them():
     assert sorted(view["secrets_set"]) == ["mqtt.password", "wifi.password"]
     assert view["config"]["mqtt"]["user"] == "meter" and view["config"]["modules"][0]["address"] == "0x50"
     assert view["in_use"] == "config.json" and view["error"] is None
+    # the editor's text: the same document, secrets blank, keys in the schema's order
+    assert json.loads(view["text"]) == view["config"] and "wifi-pass-1" not in view["text"]
+    top = [line.split('"')[1] for line in view["text"].split("\n") if line.startswith('  "')]
+    assert top.index("wifi") < top.index("mqtt") < top.index("modules"), top
     shown, found = redacted({"a": [{"token": "t"}, {"token": ""}], "pass_hint": "x"})
     assert shown == {"a": [{"token": ""}, {"token": ""}], "pass_hint": ""} and found == ["a[0].token", "pass_hint"], (
         shown, found)

@@ -62,7 +62,9 @@ class ConfigEditor:
         """What GET /api/config shows (the caller adds ``writable``)."""
         result = self.config_result
         shown, secrets_set = redacted(self.stored_document())
-        return {"config": shown, "secrets_set": secrets_set,
+        # "text": the same document in the schema's order (a JSON object's order is not kept on
+        # its way to the browser), as the file is written
+        return {"config": shown, "text": encode(shown).decode(), "secrets_set": secrets_set,
                 "in_use": _IN_USE.get(result.source, result.source), "error": result.error}
 
     # ------------------------------------------------------------------ writing

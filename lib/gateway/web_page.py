@@ -236,7 +236,7 @@ function settings(c){
   txt("cfg-source","In use: "+c.in_use+(c.error?" (config error: "+c.error+")":""));
   txt("cfg-secrets",c.secrets_set.length?"Secrets stored: "+c.secrets_set.join(", ")+
     ". They show blank here; a blank secret keeps the stored value.":"No secrets stored.");
-  var ta=$("cfg-text");ta.value=JSON.stringify(c.config,null,2);ta.className="";
+  var ta=$("cfg-text");ta.value=c.text||JSON.stringify(c.config,null,2);ta.className="";
   ta.rows=Math.min(40,ta.value.split("\n").length+1);access();
 }
 function load(){
