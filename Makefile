@@ -77,7 +77,7 @@ deps: venv umqtt weblib mpy32 stubs
 # SETUP=1 boots the gateway in setup mode (its catch-all DNS on UDP DNS_PORT, default 5353). It installs only what it runs: requirements-run.txt and umqtt (no type
 # checker, stubs, 32-bit interpreter or plotting library; `make test` adds those).
 run: $(RUN_STAMP) umqtt weblib
-	$(VPY) tools/run_host.py $(if $(WEB_PORT),--web-port $(WEB_PORT)) $(if $(SETUP),--setup) $(if $(DNS_PORT),--dns-port $(DNS_PORT)) $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
+	$(VPY) tools/run_host.py $(if $(WEB_PORT),--web-port $(WEB_PORT)) $(if $(filter-out 0 no false,$(SETUP)),--setup) $(if $(DNS_PORT),--dns-port $(DNS_PORT)) $(if $(BROKER),--broker $(BROKER)) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 # bench-deps: the benchmark tests draw their plots with the benchmarks' pinned matplotlib.
 test: deps bench-deps

@@ -167,6 +167,10 @@ def test_make_run_passes_web_port_setup_and_dns_port_on():
                          stdin=subprocess.DEVNULL, env=env)
     line = [ln for ln in dry.stdout.splitlines() if "run_host.py" in ln]
     assert line and "--web-port" not in line[0] and "--setup" not in line[0], dry.stdout  # run_host's 8080, no setup
+    dry = subprocess.run(["make", "-s", "-n", "-C", ROOT, "run", "SETUP=0"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL, env=env)
+    line = [ln for ln in dry.stdout.splitlines() if "run_host.py" in ln]
+    assert line and "--setup" not in line[0], dry.stdout
 
 
 def test_make_run_restarts_a_killed_gateway_like_a_board_and_ctrl_c_leaves_nothing_running(tmp_path):

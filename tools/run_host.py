@@ -342,7 +342,8 @@ def main():
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
     parser.add_argument("--web-port", default=os.environ.get("WEB_PORT") or str(DEFAULT_WEB_PORT),
                         help="the web page's port on 127.0.0.1 (default %d)" % DEFAULT_WEB_PORT)
-    parser.add_argument("--setup", action="store_true", default=bool(os.environ.get("SETUP")),
+    parser.add_argument("--setup", action="store_true",
+                        default=os.environ.get("SETUP", "") not in ("", "0", "no", "false"),
                         help="boot the gateway in setup mode (as with its setup button held)")
     parser.add_argument("--dns-port", default=os.environ.get("DNS_PORT") or str(DEFAULT_DNS_PORT),
                         help="setup mode's catch-all DNS on 127.0.0.1 (default %d)" % DEFAULT_DNS_PORT)
