@@ -2,7 +2,7 @@
 latency (issue #16), written to the "Web page" section of BENCHMARKS.md.
 
     .venv/bin/python tools/bench_web.py [--interpreter PATH] [--sources] [--samples N] [--loads N]
-                                        [--no-rp2040] [--write]
+                                        [--no-host] [--no-rp2040] [--json F] [--reuse F] [--write]
 
 On the PC, the real gateway as tools/bench_gateway.py runs it (host profile, simulated UI2 in real
 time, mosquitto on loopback, the probe that stamps state payloads and period records), by default
@@ -13,17 +13,18 @@ on the mpy32 build with our code and microdot frozen in, four times:
 3. a page open: a client doing what the page does in a browser, one live stream
    (``GET /api/events``) and ``GET /api/state`` every 5 s (``PageOpen``);
 4. page loads: ``GET /``, then the first ``GET /api/state``, then ``GET /api/events`` up to its
-   first event, N times in a row (``page_load``).
+   first event, N times, 2 s apart (``page_load``; tools/bench_web_client.py is the client).
 
 Runs 1-3 give the steady heap (the ``heap_used`` the gateway puts in its MQTT state, after
 ``gc.collect()``) and the publish latencies bench_gateway measures (state: payload built to
 arrival; period record: LATCH to arrival), so the three can be compared row by row.
 
 On the emulated RP2040 (our Pico W image in rp2040js, tools/picow): the chip has no Wi-Fi there
-(the CYW43 is not emulated), so no socket reaches it. ``measure_rp2040`` runs the gateway as the
-image starts it, then, inside it, imports the web modules, builds the gateway's web server and
-hands requests to its connection handler (the guard, then microdot's ``app.handle_request(reader,
-writer)``) with in-memory streams, and prints the heap at each step (``CHIP_MAIN``).
+(the CYW43 is not emulated), so no socket from outside reaches it. ``measure_rp2040`` runs the
+gateway as the image starts it twice, with the web page off and on (its server then listens on
+lwIP, nobody connected), and in the second run hands requests to the gateway's own server through
+its connection handler (the guard, then microdot's ``app.handle_request(reader, writer)``) with
+in-memory streams, printing the heap at each step (``CHIP_MAIN``).
 """
 
 import argparse
@@ -56,6 +57,19 @@ def measure_host(interpreter, frozen, samples=SAMPLES, loads=LOADS, progress=pri
     """The four runs of the module docstring on the PC (tools/bench_gateway.measure)."""
     import bench_gateway
 
+    # bench_gateway points XRT_MPY64 at its interpreter (support_e2e starts the gateway with it);
+    # the RP2040 part's tools need the real 64-bit one back
+    saved = os.environ.get("XRT_MPY64")
+    try:
+        return _measure_host(bench_gateway, interpreter, frozen, samples, loads, progress)
+    finally:
+        if saved is None:
+            os.environ.pop("XRT_MPY64", None)
+        else:
+            os.environ["XRT_MPY64"] = saved
+
+
+def _measure_host(bench_gateway, interpreter, frozen, samples, loads, progress):
     runs = {}
     plan = (("off", {"web": {"enabled": False}}, None),
             ("idle", None, None),
@@ -491,24 +505,29 @@ def main(argv=None):
         chip, chip_error = (earlier["rp2040"], earlier["rp2040_error"]) if args.no_rp2040 else (None, None)
     if args.write and args.no_host and host is None:
         parser.error("--write needs the PC figures: drop --no-host or --reuse a --json that has them")
-    try:
-        if not args.no_host:
+
+    def save():
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"host": host, "rp2040": chip, "rp2040_error": chip_error}, f, indent=1)
+
+    if not args.no_rp2040:
+        import bench_rp2040
+
+        print("bench_web: the emulated RP2040", file=sys.stderr)
+        try:
+            chip = measure_rp2040(tempfile.mkdtemp(prefix="bench-web-rp2040-"))
+        except (bench_rp2040.BenchError, BenchError) as exc:  # a missing toolchain or Node: said in the report
+            chip_error = str(exc)
+        save()
+    if not args.no_host:
+        try:
             host = measure_host(args.interpreter, not args.sources, args.samples, args.loads,
                                 progress=lambda text: print(text, file=sys.stderr))
-        if not args.no_rp2040:
-            import bench_rp2040
-
-            print("bench_web: the emulated RP2040", file=sys.stderr)
-            try:
-                chip = measure_rp2040(tempfile.mkdtemp(prefix="bench-web-rp2040-"))
-            except bench_rp2040.BenchError as exc:  # a missing toolchain or Node: said in the report
-                chip_error = str(exc)
-    except BenchError as exc:
-        print("bench_web: %s" % exc, file=sys.stderr)
-        return 1
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"host": host, "rp2040": chip, "rp2040_error": chip_error}, f, indent=1)
+        except BenchError as exc:
+            print("bench_web: %s" % exc, file=sys.stderr)
+            return 1
+        save()
     plot = plot_host(host) if args.write and host is not None else None
     text = report(host, chip, chip_error, plot, gateway_section_latency())
     print(text)
