@@ -270,6 +270,22 @@ def test_an_access_point_that_fails_is_said_and_tried_after_the_wait():
     assert "did not come up" in log.text() and "radio refused" in log.text(), log.text()
 
 
+def test_a_wifi_chip_that_did_not_start_is_not_asked_again():
+    # the Pico W's chip failing to start (the emulated one has none): a second start can block the
+    # CPU, so after the failed boot attempt nothing touches the radio and nothing more is logged
+    setup, board, log, _ = make(result(ssid=None, wifi_wait_s=60), ap_fails=True)
+    seen = {}
+
+    def chip_failed(setup):
+        board.radio_failed = True
+        seen["scans"] = board.scans
+        seen["lines"] = len(log.lines)
+
+    scenario(setup, [(1, is_open(False)), (0, chip_failed), (600, is_open(False))])
+    assert seen["scans"] == 1 and board.scans == 1, (seen, board.scans)  # the boot attempt only
+    assert len(log.lines) == seen["lines"], log.text()
+
+
 def test_the_password_never_reaches_the_log_ring():
     clock = VirtualClock()
     board = RadioBoard(clock)

@@ -138,6 +138,8 @@ class SetupMode:
     def _waiting_reason(self):
         if not self.board.joins_wifi or self._station_seen or self._waited_ms < self.wait_ms:
             return None
+        if self.board.radio_failed:
+            return None  # the Wi-Fi chip did not start (said once): no access point until a reset
         seconds = self._waited_ms // 1000
         if not self._station_possible():
             return "no Wi-Fi network configured, %d s after the access point last closed" % seconds
