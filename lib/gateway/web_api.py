@@ -36,6 +36,20 @@ _HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"
 _EVENTS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
 
 
+def add_route(app, log, path, method, handler):
+    """Route ``method path`` to ``handler``; a bug in a handler gives the client a 500 and the
+    log the trace, never an exception out of the connection."""
+
+    async def guarded(request):
+        try:
+            return await handler(request)
+        except Exception as exc:
+            log.exception("web: %s %s failed" % (method, path), exc)
+            return _error(500, "internal error: %s" % exc)
+
+    app.route(path, methods=[method])(guarded)
+
+
 def _error(status, message, **extra):
     body = {"error": message}
     for key in extra:
@@ -122,16 +136,7 @@ class WebApi:
         self._route(app, "/api/restart", "POST", self.restart)
 
     def _route(self, app, path, method, handler):
-        log = self.log
-
-        async def guarded(request):
-            try:
-                return await handler(request)
-            except Exception as exc:  # a bug in a handler: the client gets a 500, the log the trace
-                log.exception("web: %s %s failed" % (method, path), exc)
-                return _error(500, "internal error: %s" % exc)
-
-        app.route(path, methods=[method])(guarded)
+        add_route(app, self.log, path, method, handler)
 
     # ------------------------------------------------------------------ reading
     async def page(self, request):

@@ -33,6 +33,7 @@ as use of setup mode, which keeps the access point up (``SetupMode.touch``).
 import json
 
 from gateway.config_editor import ConfigEditor
+from gateway.web_api import add_route
 from gateway.web_auth import WebAuth
 
 PROBES = ("/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt", "/redirect")
@@ -153,16 +154,7 @@ class SetupRoutes:
         app.errorhandler(404)(not_found)
 
     def _route(self, app, path, method, handler):
-        log = self.log
-
-        async def guarded(request):
-            try:
-                return await handler(request)
-            except Exception as exc:  # a bug in a handler: the client gets a 500, the log the trace
-                log.exception("web: %s %s failed" % (method, path), exc)
-                return _error(500, "internal error: %s" % exc)
-
-        app.route(path, methods=[method])(guarded)
+        add_route(app, self.log, path, method, handler)
 
     # ------------------------------------------------------------------ redirects
     def _foreign(self, request):
