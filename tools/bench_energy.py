@@ -136,6 +136,12 @@ class _BenchBoard:
     def journal_device(self):
         return self._flash
 
+    def path(self, name):
+        return None  # no files beside the journal: no day totals (gateway.services)
+
+    def web_address(self, cfg):
+        return None  # no network: no web page
+
 
 class _SubscriberLink:
     """The MQTT link as a subscriber sees it: retained totals delivered at once while the broker is

@@ -106,6 +106,12 @@ class _BenchBoard:
     def journal_device(self):
         return self._journal
 
+    def path(self, name):
+        return None  # no files beside the journal: no day totals (gateway.services)
+
+    def web_address(self, cfg):
+        return None  # no network: no web page
+
     def watchdog(self, timeout_ms):
         return None
 

@@ -407,7 +407,7 @@ class Gateway:
         self.metering = metering
         board = self.board
         network = not self.config_result.safe_mode and (cfg["mqtt"]["host"] is not None or (
-            cfg["web"]["enabled"] and board.joins_wifi and cfg["wifi"]["ssid"] is not None))
+            cfg["web"]["enabled"] and cfg["wifi"]["ssid"] is not None and board.joins_wifi))
         from gateway.services import start_services
 
         services = start_services(self, network)  # day totals see the counters before metering adds

@@ -58,13 +58,14 @@ async def _kept_apart(task, what, log):
 
 def _calendar(gateway):
     """Day and month totals need the journal's counters (no journal: nothing to count from)."""
-    if gateway.store is None:
-        return None
+    path = gateway.board.path(CALENDAR_FILE)
+    if gateway.store is None or path is None:
+        return None  # (a board that keeps no files, as the benchmarks' own)
     from gateway.calendar_totals import CalendarTotals
     from gateway.localtime import parse_tz
 
     try:
-        return CalendarTotals(gateway.board.path(CALENDAR_FILE), parse_tz(gateway.config["tz"]), gateway.log)
+        return CalendarTotals(path, parse_tz(gateway.config["tz"]), gateway.log)
     except Exception as exc:  # day totals are a convenience: metering goes on without them
         gateway.log.exception("day and month totals unavailable", exc)
         return None
