@@ -137,7 +137,7 @@ bench: $(BENCH_TARGETS)
 
 # Board code compiled with mpy-cross: `mpy` for both board targets (armv6m: Pico W, xtensawin:
 # ESP32) into build/mpy/<arch>/; `mpy-bundle` the bytecode copy for stock firmware in
-# build/mpy-bundle/ (lib/rbamp/*.mpy, lib/gateway/*.mpy, boot.py, main.py). See tools/build_mpy.py.
+# build/mpy-bundle/ (lib/rbamp/*.mpy, lib/gateway/*.mpy, lib/microdot/*.mpy, boot.py, main.py). See tools/build_mpy.py.
 .PHONY: mpy mpy-bundle
 mpy: venv
 	$(VPY) tools/build_mpy.py mpy build/mpy
