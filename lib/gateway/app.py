@@ -373,7 +373,7 @@ class Gateway:
                              "fix it and reset the board", self.board.last_good_path, self.board.config_path)
         else:
             self.log.warning("config: safe mode (no usable config.json and no last good copy): "
-                             "metering and persisting only, no network")
+                             "metering and persisting only, no MQTT (a board with Wi-Fi opens setup mode)")
 
     async def run(self):
         from gateway.commit_policy import DEFAULT_HEADROOM, CommitPolicy
