@@ -11,6 +11,7 @@ built; the subscriber timestamps each arrival with the same wall clock.
 """
 
 import argparse
+import bisect
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +91,44 @@ def _bare_heap(interpreter, env):
     return int(out.stdout.split()[-1])
 
 
+class WallClock(threading.Thread):
+    """The PC's wall clock against its monotonic clock, sampled every 20 ms while the gateway runs.
+
+    The probe stamps with the wall clock (the gateway's ``time.time_ns()``) and the subscriber
+    with the monotonic one; one offset taken at the start would turn a wall clock that is slewed
+    or stepped during the run (seen here: 8 s in a minute) into latency. ``to_wall`` converts a
+    monotonic stamp with the offset sampled just before it."""
+
+    def __init__(self):
+        threading.Thread.__init__(self, daemon=True)
+        self.monotonic, self.offset_ns = [], []
+        self.stopping = threading.Event()
+        self._sample()
+        self.start()
+
+    def _sample(self):
+        mono = time.monotonic()
+        self.offset_ns.append(time.time_ns() - int(mono * 1e9))
+        self.monotonic.append(mono)
+
+    def run(self):
+        while not self.stopping.wait(0.02):
+            self._sample()
+
+    def stop(self):
+        self.stopping.set()
+        self.join(5)
+        self._sample()
+
+    def to_wall(self, mono):
+        index = max(0, bisect.bisect_right(self.monotonic, mono) - 1)
+        return int(mono * 1e9) + self.offset_ns[index]
+
+    def moved_ms(self):
+        """How far the wall clock moved against the monotonic one during the run."""
+        return (max(self.offset_ns) - min(self.offset_ns)) / 1e6
+
+
 def free_port():
     """A TCP port free on the loopback interface right now (for the gateway's web page)."""
     with socket.socket() as sock:
@@ -123,7 +163,7 @@ def measure(interpreter, samples_target, frozen, config_overrides=None, beside=N
     os.environ["XRT_MPY64"] = interpreter  # support_e2e starts the gateway with this interpreter
     watcher = Watcher(broker.port)
     # Watcher stamps arrivals with time.monotonic(); this turns them into the probe's wall clock.
-    wall_minus_monotonic_ns = time.time_ns() - int(time.monotonic() * 1e9)
+    wall = WallClock()
     config = base_config(broker.port, period_s=PERIOD_S, **(config_overrides or {}))
     web_port = free_port()
     env = gateway_env(frozen, web_port)
@@ -151,13 +191,14 @@ def measure(interpreter, samples_target, frozen, config_overrides=None, beside=N
             gateway.stop()
             watcher.stop()
             broker.stop()
+            wall.stop()
     try:
         state_messages = watcher.on(BASE + "state")
         states = [json.loads(m[1]) for m in state_messages]
         heap = [(s["samples"], s["heap_used"]) for s in states if s.get("heap_used") is not None]
-        arrivals = [(json.loads(m[1])["samples"], int(m[3] * 1e9) + wall_minus_monotonic_ns)
+        arrivals = [(json.loads(m[1])["samples"], wall.to_wall(m[3]))
                     for m in state_messages]
-        periods = [(json.loads(m[1])["seq"], int(m[3] * 1e9) + wall_minus_monotonic_ns)
+        periods = [(json.loads(m[1])["seq"], wall.to_wall(m[3]))
                    for m in watcher.on(BASE + "period")]
         probe = parse_probe(gateway.log())
         bare_env = dict(os.environ, **env)
@@ -165,7 +206,8 @@ def measure(interpreter, samples_target, frozen, config_overrides=None, beside=N
         return {"first_publish_s": first_publish_s, "heap": heap, "probe_bytes": probe_bytes,
                 "latency": latencies(probe, arrivals, periods),
                 "samples": states[-1]["samples"], "uptime_ms": states[-1]["uptime_ms"],
-                "web_port": web_port, "beside": beside_result, "log": gateway.log()}
+                "web_port": web_port, "beside": beside_result, "log": gateway.log(),
+                "wall_clock_moved_ms": wall.moved_ms()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -81,6 +81,8 @@ def _measure_host(bench_gateway, interpreter, frozen, samples, loads, progress):
         log = result.pop("log")
         result["tracebacks"] = log.count("Traceback")
         runs[name] = result
+        progress("bench_web: run '%s': heap %d .. %d B, the wall clock moved %.1f ms" % (
+            name, min(result["steady_heap"]), max(result["steady_heap"]), result["wall_clock_moved_ms"]))
     progress("bench_web: run 'loads' (%d page loads)" % loads)
     result = bench_gateway.measure(interpreter, LOAD_RUN_SAMPLES, frozen,
                                    beside=lambda port: PageLoads(port, loads))
@@ -186,8 +188,11 @@ def host_report(host, reference=None):
             "| **the three in a row: page load to live values** | - | **%s** |" % _spread([x["total_ms"] for x in live]),
         ]
     tracebacks = sum(r["tracebacks"] for r in runs.values())
-    lines += ["", "Gateway logs of the four runs: %s." % (
-        "no traceback" if not tracebacks else "**%d tracebacks**" % tracebacks)]
+    moved = max(r.get("wall_clock_moved_ms", 0.0) for r in runs.values())
+    lines += ["", "Gateway logs of the four runs: %s. The PC's wall clock (the probe's stamps) moved by up to "
+              "%.1f ms against its monotonic clock (the subscriber's) during a run; every arrival is converted "
+              "with the offset sampled within 20 ms before it (tools/bench_gateway.py `WallClock`)." % (
+                  "no traceback" if not tracebacks else "**%d tracebacks**" % tracebacks, moved)]
     if reference:
         lines += ["", _latency_verdict(runs, reference)]
     return "\n".join(lines)
