@@ -13,6 +13,7 @@ def _read(name):
 def test_make_run_host_config_is_valid():
     config = parse_config(_read("tools/host_config.json"))
     assert config["period_s"] == 10 and config["modules"][0]["address"] == 0x50
+    assert config["web"]["password"] == "rbamp-on-this-pc"  # README: the settings can be tried on a PC
 
 
 def test_board_files_are_tiny_and_start_the_gateway():
