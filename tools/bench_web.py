@@ -352,11 +352,11 @@ _gwapp.main()
 """
 
 CHIP_RUN_S = 45  # emulated seconds after "up": the bench task, then the health line at 30 s
-# Wi-Fi and a broker configured, as on a board in use: the radio's start fails once on the emulator
-# and the gateway meters on without it. (Without them the config is in safe mode, which opens
-# setup mode at boot; its access point starts the radio again, which spins for ever on rp2040js
-# (tools/picow/README.md, known gaps): the watchdog resets the chip every 8 s.) Setup mode would
-# open only after setup.wifi_wait_s (300 s) of failed Wi-Fi, after this run.
+# Wi-Fi and a broker configured, as on a board in use (its MQTT link and backlog are in the heap
+# figures): the radio's start fails once on the emulator and the gateway meters on without it.
+# Without them the config is in safe mode, which opens setup mode at boot (another state than a
+# board in use); with them setup mode would open only after setup.wifi_wait_s (300 s) of failed
+# Wi-Fi, after this run.
 CHIP_CONFIG_EXTRA = {"wifi": {"ssid": "home", "password": "not-a-real-secret"}, "mqtt": {"host": "192.168.1.10"}}
 
 
