@@ -14,7 +14,7 @@ def test_the_config_loader_is_let_go_after_boot_and_the_result_stays_usable():
     del load_config
     gc.collect()
     before = gc.mem_alloc()
-    app._let_go(app.CONFIG_LOADER_MODULES)
+    app.let_go(app.CONFIG_LOADER_MODULES)
     after = gc.mem_alloc()
     for name in app.CONFIG_LOADER_MODULES:
         assert name not in sys.modules, name

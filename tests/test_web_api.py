@@ -7,8 +7,10 @@ RUNTIMES = ("cpython", "mpy64", "mpy32")
 
 import asyncio
 import json
+import sys
 
 import xrt
+from gateway.app import CONFIG_LOADER_MODULES
 from support_web import (SECRETS, basic, close_quietly, config_doc, parse_response, request, request_json, run,
                          start, wait_until)
 
@@ -180,6 +182,7 @@ def test_a_wrong_value_is_refused_with_the_checkers_message_and_nothing_is_writt
             doc["modules"][0]["address"] = "0x05"
             seen["bad address"] = await request_json(web.port, "PUT", "/api/config", doc, basic(PASSWORD))
             seen["not json"] = await request_json(web.port, "PUT", "/api/config", b'{"mqtt": {', basic(PASSWORD))
+            seen["loader kept"] = [name for name in CONFIG_LOADER_MODULES if name in sys.modules]
             seen["unchanged"] = _read(path) == before
             seen["last good"] = _exists(web.board.last_good_path) and _read(web.board.last_good_path) == before
             seen["tmp left"] = _exists(path + ".tmp")
@@ -200,6 +203,8 @@ def test_a_wrong_value_is_refused_with_the_checkers_message_and_nothing_is_writt
     assert seen["unchanged"] and not seen["tmp left"]
     assert seen["last good"]  # the boot's copy, untouched
     assert seen["resets"] == 0 and "restarting" not in seen["log"]
+    # the config loader (several KB on a board) is let go again after the requests that needed it
+    assert seen["loader kept"] == [], seen["loader kept"]
 
 
 def test_a_good_document_replaces_the_file_keeps_secrets_and_the_last_good_copy_and_restarts():

@@ -528,7 +528,7 @@ CONFIG_LOADER_MODULES = ("gateway.config", "gateway.config_checker", "gateway.co
                          "gateway.config_secrets", "gateway.jsonstrict")
 
 
-def _let_go(names):
+def let_go(names):
     """Drop modules nothing refers to any more, so the collector can reclaim them (a later
     import loads them again)."""
     import gc
@@ -557,7 +557,7 @@ def main():
     for warning in result.warnings:
         log.warning("%s", warning)
     del load_config, secret_values
-    _let_go(CONFIG_LOADER_MODULES)
+    let_go(CONFIG_LOADER_MODULES)
     gateway = Gateway(board, result, log)
     try:
         asyncio.run(gateway.run())

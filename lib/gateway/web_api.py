@@ -50,6 +50,14 @@ def add_route(app, log, path, method, handler):
     app.route(path, methods=[method])(guarded)
 
 
+def release_config_loader():
+    """Let the config loader go again after a request that needed it (about 5 KB on the chip), as
+    the gateway does after boot (gateway.app.let_go)."""
+    from gateway.app import CONFIG_LOADER_MODULES, let_go
+
+    let_go(CONFIG_LOADER_MODULES)
+
+
 def _error(status, message, **extra):
     body = {"error": message}
     for key in extra:
@@ -158,7 +166,10 @@ class WebApi:
         return stream, 200, _EVENTS
 
     async def get_config(self, request):
-        view = self.editor.view()
+        try:
+            view = self.editor.view()
+        finally:
+            release_config_loader()
         view["writable"] = self.auth.can_write(request)
         return view, 200, NO_STORE
 
@@ -173,6 +184,8 @@ class WebApi:
             self.editor.save(request.body)
         except ConfigError as exc:
             return _error(400, str(exc), key=exc.key)
+        finally:
+            release_config_loader()
         self.log.info("web: config.json replaced from the web page")
         self.gateway.request_restart("config changed")
         return {"restarting": True}, 200, NO_STORE

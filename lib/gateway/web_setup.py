@@ -33,7 +33,7 @@ as use of setup mode, which keeps the access point up (``SetupMode.touch``).
 import json
 
 from gateway.config_editor import ConfigEditor
-from gateway.web_api import add_route
+from gateway.web_api import add_route, release_config_loader
 from gateway.web_auth import WebAuth
 
 PROBES = ("/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt", "/redirect")
@@ -216,6 +216,8 @@ class SetupRoutes:
             self.editor.save(document)
         except ConfigError as exc:
             return _error(400, str(exc), exc.key)
+        finally:
+            release_config_loader()
         self.log.info("setup mode: config.json saved (Wi-Fi %r, broker %s)", document["wifi"]["ssid"],
                       document["mqtt"]["host"])
         self.gateway.request_restart("setup saved")
