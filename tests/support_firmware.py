@@ -66,7 +66,8 @@ KEEP_IMAGES = 3  # cached images kept in .cache/firmware (newest first); older o
 # builds it again (microdot's pin names the modules make weblib puts into .cache/weblib). boot.py and main.py of the repository are not in the image (the image's own
 # main.py is firmware/frozen/main.py); ESP32 files are not in it either.
 PICO_W_INPUTS = ("firmware/boards/RBAMP_PICO_W", "firmware/frozen", "firmware/MICROPYTHON_VERSION",
-                 "manifest.py", "lib", "tools/build_firmware.sh", "firmware/microdot.sha256")
+                 "manifest.py", "lib", "tools/build_firmware.sh", "tools/fetch_microdot.sh",
+                 "firmware/microdot.sha256")
 
 
 class FirmwareImage:
