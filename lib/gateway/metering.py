@@ -392,12 +392,15 @@ class Metering:
                 else:
                     ledger.drop_provisional()
                 module.resume_cleared = False
+                # the driver may see the reboot first in a 5 Hz sample (and resume there): the
+                # period still held one, whether or not the snapshot says so
+                rebooted = p.rebooted or module.dev.stats.reboots != module.reboots_seen
                 if module.dev.stats.reboots != module.reboots_seen and ledger.latch_marked:
                     for ch, mwh in ledger.fill_reboot_gap():
                         self.log.info("module %s ch%d: %d mWh it lost in its reboot taken from our "
                                       "samples", module.key, ch, mwh)
                 self._remember_latch(module)
-                if p.rebooted:
+                if rebooted:
                     module.status = "rebooted"
                     entry[payloads.REBOOTED] = True
                     self.log.warning("module %s rebooted; period re-primed", module.key)
